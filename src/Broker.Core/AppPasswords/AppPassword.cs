@@ -1,0 +1,57 @@
+namespace Broker.Core.AppPasswords;
+
+/// <summary>An app password as stored: everything but the secret, which exists only as a keyed hash.</summary>
+public sealed record AppPassword
+{
+    public required string Id { get; init; }
+    public required string Owner { get; init; }
+    public required string Name { get; init; }
+    public required IReadOnlyList<string> Scopes { get; init; }
+    public required DateTimeOffset Created { get; init; }
+    public required DateTimeOffset Expires { get; init; }
+    public DateTimeOffset? Revoked { get; init; }
+    public LastUse? LastUsed { get; init; }
+
+    public bool IsActive(DateTimeOffset now) => Revoked is null && Expires > now;
+}
+
+/// <summary>Where and how an app password was last accepted.</summary>
+public sealed record LastUse(DateTimeOffset At, string? RemoteIp, string? Protocol, string? ClientId);
+
+/// <summary>The result of issuing: the only moment the secret exists outside the user's client.</summary>
+public sealed record IssuedAppPassword(AppPassword AppPassword, string Secret);
+
+/// <summary>What a mail server reports about one login attempt.</summary>
+public sealed record ValidationContext(string Service, string? RemoteIp, string? ClientId);
+
+/// <summary>Why a validation was denied. Recorded internally; never returned to the caller.</summary>
+public enum DenyReason
+{
+    Malformed,
+    UnknownUser,
+    WrongPassword,
+    Expired,
+    Revoked,
+    Disabled,
+    ScopeNotAllowed,
+    Throttled,
+    UnsupportedMechanism,
+}
+
+/// <summary>Allow, deny (with an internal reason) or "could not decide" — never allow by default.</summary>
+public readonly record struct ValidationOutcome(ValidationResult Result, DenyReason? Reason, string? Username, string? CredentialId)
+{
+    public static ValidationOutcome Allow(string username, string id) => new(ValidationResult.Allowed, null, username, id);
+
+    public static ValidationOutcome Deny(DenyReason reason, string? username = null, string? id = null) =>
+        new(ValidationResult.Denied, reason, username, id);
+
+    public static ValidationOutcome Unavailable { get; } = new(ValidationResult.Unavailable, null, null, null);
+}
+
+public enum ValidationResult
+{
+    Allowed,
+    Denied,
+    Unavailable,
+}

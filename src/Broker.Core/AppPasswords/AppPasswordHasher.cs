@@ -1,0 +1,35 @@
+using System.Security.Cryptography;
+using System.Text;
+using Broker.Core.Secrets;
+
+namespace Broker.Core.AppPasswords;
+
+/// <summary>
+/// Keyed hash of a canonical app password: HMAC-SHA256 with the pepper, bound to the owner so
+/// that the same secret under another username is a different hash. This is the only form in
+/// which an app password is ever stored.
+/// </summary>
+public sealed class AppPasswordHasher(Pepper pepper)
+{
+    public const int HashBytes = 32;
+
+    /// <summary>Hex of HMAC-SHA256(pepper, owner ‖ 0x00 ‖ canonical).</summary>
+    public string Hash(string normalizedOwner, string canonicalPassword)
+    {
+        var ownerLength = Encoding.UTF8.GetByteCount(normalizedOwner);
+        var buffer = ownerLength + 1 + canonicalPassword.Length <= 512
+            ? stackalloc byte[ownerLength + 1 + canonicalPassword.Length]
+            : new byte[ownerLength + 1 + canonicalPassword.Length];
+        Encoding.UTF8.GetBytes(normalizedOwner, buffer);
+        buffer[ownerLength] = 0;
+        Encoding.ASCII.GetBytes(canonicalPassword, buffer[(ownerLength + 1)..]);
+
+        Span<byte> mac = stackalloc byte[HashBytes];
+        HMACSHA256.HashData(pepper.Key, buffer, mac);
+        return Convert.ToHexStringLower(mac);
+    }
+
+    /// <summary>Constant-time equality of two hex hashes.</summary>
+    public static bool FixedTimeEquals(string a, string b) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(a), Encoding.ASCII.GetBytes(b));
+}

@@ -1,0 +1,60 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Core.AppPasswords;
+
+/// <summary>Lifetime and quantity rules for app passwords. Short-lived by design.</summary>
+public sealed class AppPasswordPolicyOptions
+{
+    public const string SectionName = "Broker:AppPasswords";
+
+    /// <summary>Lifetime when the user does not choose one. Default 30 days.</summary>
+    public TimeSpan DefaultLifetime { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Shortest lifetime a user may choose. Default 1 hour.</summary>
+    public TimeSpan MinimumLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Longest lifetime a user may choose, also the cap on a renewal. Default 365 days.</summary>
+    public TimeSpan MaximumLifetime { get; set; } = TimeSpan.FromDays(365);
+
+    /// <summary>How long a revoked app password stays listed (and denied as "revoked" rather than unknown).</summary>
+    public TimeSpan RevokedRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Most app passwords (active or recently revoked) one user may hold.</summary>
+    [Range(1, 1000)]
+    public int MaximumPerUser { get; set; } = 50;
+
+    /// <summary>Longest display name.</summary>
+    [Range(1, 200)]
+    public int MaximumNameLength { get; set; } = 100;
+}
+
+internal sealed class AppPasswordPolicyValidator : IValidateOptions<AppPasswordPolicyOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AppPasswordPolicyOptions o)
+    {
+        var errors = new List<string>();
+        var p = AppPasswordPolicyOptions.SectionName;
+        if (o.MinimumLifetime < TimeSpan.FromMinutes(1))
+        {
+            errors.Add($"{p}:MinimumLifetime must be at least 1 minute.");
+        }
+
+        if (o.MaximumLifetime < o.MinimumLifetime)
+        {
+            errors.Add($"{p}:MaximumLifetime ({o.MaximumLifetime}) must not be shorter than MinimumLifetime ({o.MinimumLifetime}).");
+        }
+
+        if (o.DefaultLifetime < o.MinimumLifetime || o.DefaultLifetime > o.MaximumLifetime)
+        {
+            errors.Add($"{p}:DefaultLifetime ({o.DefaultLifetime}) must lie between MinimumLifetime and MaximumLifetime.");
+        }
+
+        if (o.RevokedRetention < TimeSpan.Zero)
+        {
+            errors.Add($"{p}:RevokedRetention must not be negative.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

@@ -1,0 +1,53 @@
+using Broker.Core.AppPasswords;
+using Broker.Core.Callers;
+using Broker.Core.Redis;
+using Broker.Core.Secrets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Broker.Core;
+
+public static class BrokerCoreServiceCollectionExtensions
+{
+    /// <summary>
+    /// The credential domain: Redis connection, pepper, app-password service and caller keys.
+    /// The Redis connection is made lazily and without aborting, so a process whose Redis is down
+    /// still starts and answers "temporary failure" instead of refusing to run.
+    /// </summary>
+    public static IServiceCollection AddBrokerCore(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+
+        services.AddOptions<RedisOptions>().BindConfiguration(RedisOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => !string.IsNullOrWhiteSpace(o.Configuration), $"{RedisOptions.SectionName}:Configuration is empty: set it to a Redis connection string (host:port), or run the embedded host, which fills it in.")
+            .ValidateOnStart();
+        services.AddOptions<AppPasswordPolicyOptions>().BindConfiguration(AppPasswordPolicyOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AppPasswordPolicyOptions>, AppPasswordPolicyValidator>());
+        services.AddOptions<PepperOptions>().BindConfiguration(PepperOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PepperOptions>, PepperOptionsValidator>());
+        services.AddOptions<CallerKeyOptions>().BindConfiguration(CallerKeyOptions.SectionName)
+            .Validate(o => o.Keys.Values.All(v => v is { Length: 64 } && v.All(Uri.IsHexDigit)), $"{CallerKeyOptions.SectionName}:Keys values must be the 64-character hex SHA-256 of each key.")
+            .ValidateOnStart();
+
+        services.TryAddSingleton<IConnectionMultiplexer>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<RedisOptions>>().Value;
+            var config = ConfigurationOptions.Parse(o.Configuration!);
+            config.AbortOnConnectFail = false;
+            config.ConnectTimeout = Math.Max(config.ConnectTimeout, 2000);
+            config.AsyncTimeout = (int)Math.Max(o.OperationTimeout.TotalMilliseconds, 100);
+            config.SyncTimeout = config.AsyncTimeout;
+            config.ClientName ??= "broker";
+            return ConnectionMultiplexer.Connect(config);
+        });
+        services.TryAddSingleton(sp => new RedisKeys(sp.GetRequiredService<IOptions<RedisOptions>>().Value.KeyPrefix));
+        services.TryAddSingleton(sp => Pepper.Load(sp.GetRequiredService<IOptions<PepperOptions>>().Value));
+        services.TryAddSingleton<AppPasswordHasher>();
+        services.TryAddSingleton<AppPasswordService>();
+        services.TryAddSingleton<CallerKeyStore>();
+        services.AddHostedService<CallerKeyRefresher>();
+        return services;
+    }
+}

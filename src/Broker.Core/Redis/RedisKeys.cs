@@ -1,0 +1,55 @@
+using System.Text;
+
+namespace Broker.Core.Redis;
+
+/// <summary>
+/// The only place that builds Redis key names. Every key of one user carries the same
+/// <c>{u:…}</c> hash tag, so a user's keys share one cluster slot and one Lua script may touch
+/// them all (Redis Cluster, Garnet and a single Redis alike).
+/// </summary>
+/// <remarks>
+/// <c>{prefix}:{u:alice@example.com}:c:&lt;hmac&gt;</c> — one credential (HASH), TTL = expiry.
+/// <c>{prefix}:{u:…}:ids</c> — id → hmac (HASH) for listing and revoking without SCAN.
+/// <c>{prefix}:{u:…}:meta</c> — per-user flags: <c>nbf</c> (revoke-all watermark), <c>disabled</c>.
+/// </remarks>
+public sealed class RedisKeys(string prefix)
+{
+    public string Prefix { get; } = prefix;
+
+    public string Credential(string user, string hash) => $"{UserPrefix(user)}:c:{hash}";
+
+    public string CredentialIds(string user) => $"{UserPrefix(user)}:ids";
+
+    public string UserMeta(string user) => $"{UserPrefix(user)}:meta";
+
+    /// <summary>Caller API keys (sha256 → name); global, not per user.</summary>
+    public string CallerKeys => $"{Prefix}:callers";
+
+    public string UserPrefix(string user) => $"{Prefix}:{{u:{EscapeTag(user)}}}";
+
+    /// <summary>
+    /// A brace inside the tag would end it early and scatter a user's keys over slots, so
+    /// braces (and the escape character itself) are percent-encoded.
+    /// </summary>
+    internal static string EscapeTag(string user)
+    {
+        if (user.AsSpan().IndexOfAny('{', '}', '%') < 0)
+        {
+            return user;
+        }
+
+        var sb = new StringBuilder(user.Length + 8);
+        foreach (var c in user)
+        {
+            sb.Append(c switch
+            {
+                '{' => "%7B",
+                '}' => "%7D",
+                '%' => "%25",
+                _ => c.ToString(),
+            });
+        }
+
+        return sb.ToString();
+    }
+}

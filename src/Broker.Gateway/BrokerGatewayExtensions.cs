@@ -1,0 +1,84 @@
+using System.Net;
+using System.Threading.RateLimiting;
+using Broker.Core.Hosting;
+using Broker.Gateway.Routing;
+using Broker.Gateway.Security;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Configuration;
+
+namespace Broker.Gateway;
+
+public static class BrokerGatewayExtensions
+{
+    /// <summary>Services of the gateway role: YARP with routes from options, allow-list, per-source rate limit.</summary>
+    public static IServiceCollection AddBrokerGateway(this IServiceCollection services)
+    {
+        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        services.AddSingleton<IProxyConfigProvider, OptionsProxyConfigProvider>();
+        services.AddSingleton<TrustedNetworksMiddleware>();
+        services.AddReverseProxy();
+        services.AddBrokerTrustedProxies();
+        services.AddProblemDetails();
+        services.AddRateLimiter(o =>
+        {
+            o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            o.AddPolicy(GatewayRoutes.RateLimitPolicy, context =>
+            {
+                var gateway = context.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value;
+                var source = Partition(context.Connection.RemoteIpAddress);
+                return RateLimitPartition.GetSlidingWindowLimiter(source, _ => new SlidingWindowRateLimiterOptions
+                {
+                    PermitLimit = gateway.RateLimitPermits,
+                    Window = gateway.RateLimitWindow,
+                    SegmentsPerWindow = 4,
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                });
+            });
+        });
+        return services;
+    }
+
+    /// <summary>Pipeline of the gateway role.</summary>
+    public static WebApplication MapBrokerGateway(this WebApplication app)
+    {
+        app.UseForwardedHeaders();
+        app.UseRouting();
+        app.UseRateLimiter();
+        app.MapGet("/health/live", () => TypedResults.Ok("live"));
+        var trusted = app.Services.GetRequiredService<TrustedNetworksMiddleware>();
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.Use(trusted.InvokeAsync);
+            proxy.UseSessionAffinity();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+        });
+        return app;
+    }
+
+    /// <summary>IPv6 clients are limited per /64, since one host usually owns a whole /64.</summary>
+    internal static string Partition(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return "unknown";
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            return address.MapToIPv4().ToString();
+        }
+
+        if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            var bytes = address.GetAddressBytes();
+            Array.Clear(bytes, 8, 8);
+            return new IPAddress(bytes) + "/64";
+        }
+
+        return address.ToString();
+    }
+}

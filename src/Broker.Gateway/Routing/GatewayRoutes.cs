@@ -1,0 +1,87 @@
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Health;
+
+namespace Broker.Gateway.Routing;
+
+/// <summary>Builds the YARP routes and clusters from <see cref="GatewayOptions"/>.</summary>
+internal static class GatewayRoutes
+{
+    public const string MachineApiRoute = "machine-api";
+    public const string PortalRoute = "portal";
+    public const string TrustedNetworksOnly = "Broker.TrustedNetworksOnly";
+    public const string RateLimitPolicy = "per-source";
+
+    public static (IReadOnlyList<RouteConfig> Routes, IReadOnlyList<ClusterConfig> Clusters) Build(GatewayOptions o)
+    {
+        var routes = new List<RouteConfig>
+        {
+            new()
+            {
+                RouteId = MachineApiRoute,
+                ClusterId = "validation",
+                Match = new RouteMatch { Path = "/v1/{**rest}" },
+                RateLimiterPolicy = RateLimitPolicy,
+                Metadata = new Dictionary<string, string> { [TrustedNetworksOnly] = "true" },
+            },
+        };
+        var clusters = new List<ClusterConfig> { Cluster("validation", o.ValidationDestinations, o) };
+
+        if (o.PortalDestinations.Count > 0)
+        {
+            routes.Add(new RouteConfig
+            {
+                RouteId = PortalRoute,
+                ClusterId = "portal",
+                // Lowest priority: everything that is not the machine API is the portal.
+                Order = 1000,
+                Match = new RouteMatch { Path = "/{**rest}" },
+            });
+            clusters.Add(Cluster("portal", o.PortalDestinations, o) with
+            {
+                // Antiforgery and passkey state live in cookies bound to one instance's data-protection keys
+                // unless keys are shared; stickiness keeps a browser on one portal instance.
+                SessionAffinity = new SessionAffinityConfig { Enabled = true, AffinityKeyName = ".Broker.Affinity" },
+            });
+        }
+
+        return (routes, clusters);
+    }
+
+    private static ClusterConfig Cluster(string id, Dictionary<string, string> destinations, GatewayOptions o) => new()
+    {
+        ClusterId = id,
+        LoadBalancingPolicy = "PowerOfTwoChoices",
+        HttpRequest = new Yarp.ReverseProxy.Forwarder.ForwarderRequestConfig { ActivityTimeout = o.ActivityTimeout },
+        Destinations = destinations.ToDictionary(d => d.Key, d => new DestinationConfig { Address = d.Value }),
+        HealthCheck = new HealthCheckConfig
+        {
+            Active = new ActiveHealthCheckConfig
+            {
+                Enabled = true,
+                Interval = o.HealthCheckInterval,
+                Timeout = o.HealthCheckTimeout,
+                Policy = HealthCheckConstants.ActivePolicy.ConsecutiveFailures,
+                Path = "/health/ready",
+            },
+            Passive = new PassiveHealthCheckConfig
+            {
+                Enabled = true,
+                Policy = HealthCheckConstants.PassivePolicy.TransportFailureRate,
+                ReactivationPeriod = o.HealthCheckInterval * 2,
+            },
+        },
+    };
+}
+
+/// <summary>Feeds the option-built config to YARP once at start.</summary>
+internal sealed class OptionsProxyConfigProvider(IOptions<GatewayOptions> options) : IProxyConfigProvider
+{
+    private readonly Lazy<IProxyConfig> _config = new(() =>
+    {
+        var (routes, clusters) = GatewayRoutes.Build(options.Value);
+        return new Yarp.ReverseProxy.Configuration.InMemoryConfigProvider(routes, clusters).GetConfig();
+    });
+
+    public IProxyConfig GetConfig() => _config.Value;
+}

@@ -1,0 +1,241 @@
+using System.Globalization;
+using Broker.Core;
+using Broker.Core.AppPasswords;
+using Broker.Core.Callers;
+using Broker.Host.Roles;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Broker.Host.Cli;
+
+/// <summary>
+/// Administration from the command line, against the same store the server uses. In the
+/// embedded default the server must be running (the CLI talks to its Garnet on loopback).
+/// </summary>
+internal static class CliCommands
+{
+    public const string Usage = """
+        usage:
+          broker [serve] [--Broker:Roles=gateway,validation] [--Redis:Configuration=host:port]
+          broker apikey create NAME            create a caller API key for a mail server (shown once)
+          broker apikey list | apikey delete NAME
+          broker app-password issue --user U --name "Thunderbird" --scopes imap,submission [--lifetime 30d]
+          broker app-password list --user U
+          broker app-password renew --user U --id ID [--lifetime 30d]
+          broker app-password revoke --user U --id ID | app-password revoke-all --user U
+          broker user disable U | user enable U
+        lifetimes: 90m, 12h, 30d or a TimeSpan (1.00:00:00)
+        """;
+
+    public static bool IsCommand(string[] args) =>
+        args.Length > 0 && args[0] is "apikey" or "app-password" or "user" or "help" or "--help" or "-h";
+
+    public static async Task<int> RunAsync(string[] args, IConfiguration config, CancellationToken ct)
+    {
+        if (args[0] is "help" or "--help" or "-h")
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
+
+        var flags = ParseFlags(args.Skip(2));
+        var positional = args.Skip(2).Where(a => !a.StartsWith("--", StringComparison.Ordinal) && !flags.ContainsValue(a)).ToList();
+        await using var services = BuildServices(config);
+        try
+        {
+            var command = args.Length > 1 ? args[1] : string.Empty;
+            return (args[0], command) switch
+            {
+                ("apikey", "create") => await ApiKeyCreate(services, Required(positional, 0, "NAME"), ct),
+                ("apikey", "list") => await ApiKeyList(services, ct),
+                ("apikey", "delete") => await ApiKeyDelete(services, Required(positional, 0, "NAME"), ct),
+                ("app-password", "issue") => await Issue(services, flags, ct),
+                ("app-password", "list") => await List(services, Flag(flags, "user"), ct),
+                ("app-password", "renew") => await Renew(services, flags, ct),
+                ("app-password", "revoke") => await Revoke(services, Flag(flags, "user"), Flag(flags, "id"), ct),
+                ("app-password", "revoke-all") => Print($"revoked {await services.GetRequiredService<AppPasswordService>().RevokeAllAsync(Flag(flags, "user"), ct)} app password(s)"),
+                ("user", "disable") => await SetDisabled(services, Required(positional, 0, "USER"), true, ct),
+                ("user", "enable") => await SetDisabled(services, Required(positional, 0, "USER"), false, ct),
+                _ => Fail($"unknown command '{string.Join(' ', args.Take(2))}'.\n{Usage}", 2),
+            };
+        }
+        catch (UsageException ex)
+        {
+            return Fail($"{ex.Message}\n{Usage}", 2);
+        }
+        catch (AppPasswordException ex)
+        {
+            return Fail(ex.Message, 1);
+        }
+        catch (OptionsValidationException ex)
+        {
+            return Fail(string.Join(Environment.NewLine, ex.Failures), 3);
+        }
+        catch (Exception ex) when (ex is StoreUnavailableException or RedisException or TimeoutException)
+        {
+            return Fail($"cannot reach the credential store at {config["Redis:Configuration"]}: {ex.Message}. Is `broker` running (embedded mode), or is Redis:Configuration right?", 4);
+        }
+    }
+
+    private static ServiceProvider BuildServices(IConfiguration config)
+    {
+        var options = config.GetSection(BrokerHostOptions.SectionName).Get<BrokerHostOptions>() ?? new BrokerHostOptions();
+        var overrides = new Dictionary<string, string?>();
+        if (string.IsNullOrWhiteSpace(config["Redis:Configuration"]))
+        {
+            // The running embedded host owns Garnet; reach it on loopback and reuse its pepper file.
+            overrides["Redis:Configuration"] = $"127.0.0.1:{options.EmbeddedRedisPort}";
+            if (string.IsNullOrWhiteSpace(config["Broker:Pepper:Value"]) && string.IsNullOrWhiteSpace(config["Broker:Pepper:File"]))
+            {
+                overrides["Broker:Pepper:File"] = Path.Combine(Path.GetFullPath(options.DataDirectory), "pepper.key");
+            }
+        }
+
+        var merged = new ConfigurationBuilder().AddConfiguration(config).AddInMemoryCollection(overrides).Build();
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(merged);
+        services.AddLogging(l => l.AddConfiguration(merged.GetSection("Logging")).AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
+        services.AddBrokerCore();
+        return services.BuildServiceProvider();
+    }
+
+    private static async Task<int> ApiKeyCreate(IServiceProvider sp, string name, CancellationToken ct)
+    {
+        var key = await sp.GetRequiredService<CallerKeyStore>().CreateAsync(name, ct);
+        Console.WriteLine($"caller: {name}");
+        Console.WriteLine($"api key (shown once): {key}");
+        return 0;
+    }
+
+    private static async Task<int> ApiKeyList(IServiceProvider sp, CancellationToken ct)
+    {
+        foreach (var (name, prefix) in await sp.GetRequiredService<CallerKeyStore>().ListAsync(ct))
+        {
+            Console.WriteLine($"{name}\tsha256:{prefix}…");
+        }
+
+        return 0;
+    }
+
+    private static async Task<int> ApiKeyDelete(IServiceProvider sp, string name, CancellationToken ct)
+    {
+        var removed = await sp.GetRequiredService<CallerKeyStore>().DeleteAsync(name, ct);
+        return removed > 0 ? Print($"deleted {removed} key(s) of {name}") : Fail($"no caller named '{name}'", 1);
+    }
+
+    private static async Task<int> Issue(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
+    {
+        var issued = await sp.GetRequiredService<AppPasswordService>().IssueAsync(
+            Flag(flags, "user"), Flag(flags, "name"), Flag(flags, "scopes").Split(','), OptionalLifetime(flags), ct);
+        var ap = issued.AppPassword;
+        Console.WriteLine($"id:       {ap.Id}");
+        Console.WriteLine($"user:     {ap.Owner}");
+        Console.WriteLine($"scopes:   {string.Join(",", ap.Scopes)}");
+        Console.WriteLine($"expires:  {ap.Expires:u}");
+        Console.WriteLine($"password: {issued.Secret}");
+        return 0;
+    }
+
+    private static async Task<int> List(IServiceProvider sp, string user, CancellationToken ct)
+    {
+        Console.WriteLine("id\tname\tscopes\tcreated\texpires\tstatus\tlast used");
+        foreach (var ap in await sp.GetRequiredService<AppPasswordService>().ListAsync(user, ct))
+        {
+            var status = ap.Revoked is not null ? "revoked" : ap.Expires <= DateTimeOffset.UtcNow ? "expired" : "active";
+            var last = ap.LastUsed is { } lu ? $"{lu.At:u} {lu.RemoteIp} {lu.Protocol} {lu.ClientId}" : "never";
+            Console.WriteLine($"{ap.Id}\t{ap.Name}\t{string.Join(",", ap.Scopes)}\t{ap.Created:u}\t{ap.Expires:u}\t{status}\t{last}");
+        }
+
+        return 0;
+    }
+
+    private static async Task<int> Renew(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
+    {
+        var ap = await sp.GetRequiredService<AppPasswordService>().RenewAsync(Flag(flags, "user"), Flag(flags, "id"), OptionalLifetime(flags), ct);
+        return Print($"renewed {ap.Id} until {ap.Expires:u}");
+    }
+
+    private static async Task<int> Revoke(IServiceProvider sp, string user, string id, CancellationToken ct) =>
+        await sp.GetRequiredService<AppPasswordService>().RevokeAsync(user, id, ct)
+            ? Print($"revoked {id}")
+            : Fail($"{user} has no app password with id {id}", 1);
+
+    private static async Task<int> SetDisabled(IServiceProvider sp, string user, bool disabled, CancellationToken ct)
+    {
+        await sp.GetRequiredService<AppPasswordService>().SetDisabledAsync(user, disabled, ct);
+        return Print(disabled ? $"disabled {user} for mail login and revoked their app passwords" : $"enabled {user}");
+    }
+
+    internal static TimeSpan ParseLifetime(string value)
+    {
+        var v = value.Trim();
+        if (v.Length >= 2 && long.TryParse(v[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is > 0 and < 100_000)
+        {
+            switch (v[^1])
+            {
+                case 'm': return TimeSpan.FromMinutes(n);
+                case 'h': return TimeSpan.FromHours(n);
+                case 'd': return TimeSpan.FromDays(n);
+            }
+        }
+
+        return TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out var t) && t > TimeSpan.Zero
+            ? t
+            : throw new UsageException($"'{value}' is not a lifetime (use 90m, 12h, 30d).");
+    }
+
+    private static TimeSpan? OptionalLifetime(Dictionary<string, string> flags) =>
+        flags.TryGetValue("lifetime", out var l) ? ParseLifetime(l) : null;
+
+    internal static Dictionary<string, string> ParseFlags(IEnumerable<string> tokens)
+    {
+        var flags = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        using var e = tokens.GetEnumerator();
+        while (e.MoveNext())
+        {
+            var token = e.Current;
+            // --Section:Key=value settings belong to configuration, not to the command.
+            if (!token.StartsWith("--", StringComparison.Ordinal) || token.Contains(':', StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var name = token[2..];
+            var eq = name.IndexOf('=', StringComparison.Ordinal);
+            if (eq >= 0)
+            {
+                flags[name[..eq]] = name[(eq + 1)..];
+            }
+            else if (e.MoveNext())
+            {
+                flags[name] = e.Current;
+            }
+            else
+            {
+                throw new UsageException($"--{name} needs a value.");
+            }
+        }
+
+        return flags;
+    }
+
+    private static string Flag(Dictionary<string, string> flags, string name) =>
+        flags.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v : throw new UsageException($"--{name} is required.");
+
+    private static string Required(List<string> positional, int index, string what) =>
+        positional.Count > index ? positional[index] : throw new UsageException($"{what} is required.");
+
+    private static int Print(string message)
+    {
+        Console.WriteLine(message);
+        return 0;
+    }
+
+    private static int Fail(string message, int code)
+    {
+        Console.Error.WriteLine($"error: {message}");
+        return code;
+    }
+
+    private sealed class UsageException(string message) : Exception(message);
+}

@@ -1,0 +1,47 @@
+using Broker.Core;
+using Broker.Core.Hosting;
+using Broker.Validation.Health;
+using Broker.Validation.Telemetry;
+using Broker.Validation.Validation;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Metrics;
+
+namespace Broker.Validation;
+
+public static class BrokerValidationExtensions
+{
+    /// <summary>Services of the validation role: credential core, validator, health, metrics.</summary>
+    public static IServiceCollection AddBrokerValidation(this IServiceCollection services)
+    {
+        services.AddBrokerCore();
+        services.AddOptions<ValidationOptions>().BindConfiguration(ValidationOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton<ValidationMetrics>();
+        services.TryAddSingleton<LoginValidator>();
+        services.AddProblemDetails();
+        services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: ["ready"]);
+        services.AddBrokerTelemetry();
+        services.AddBrokerTrustedProxies();
+        return services;
+    }
+
+    /// <summary>Prometheus metrics for every role (ASP.NET Core, Kestrel and Broker meters).</summary>
+    public static IServiceCollection AddBrokerTelemetry(this IServiceCollection services)
+    {
+        services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(ValidationMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.RateLimiting", "Broker.*")
+            .AddPrometheusExporter());
+        return services;
+    }
+
+    /// <summary>Endpoints of the validation role.</summary>
+    public static WebApplication MapBrokerValidation(this WebApplication app)
+    {
+        app.UseForwardedHeaders();
+        app.MapValidationApi();
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        return app;
+    }
+}

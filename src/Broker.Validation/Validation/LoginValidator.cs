@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using Broker.Core.AppPasswords;
+using Broker.Validation.Telemetry;
+using Microsoft.Extensions.Logging;
+
+namespace Broker.Validation.Validation;
+
+/// <summary>One login attempt, whatever protocol the mail server used to ask (JSON API, Dovecot introspection, nginx auth_http).</summary>
+public sealed record LoginAttempt(
+    string? Username,
+    string? Password,
+    string? Service,
+    string? RemoteIp,
+    string? Mech = null,
+    string? ClientId = null,
+    string? Session = null,
+    string? Caller = null);
+
+/// <summary>
+/// The single decision point shared by every mail-server-facing endpoint: refuses token
+/// mechanisms, asks the credential store, records the metric and the reason (never the
+/// secret), and returns allow / deny / unavailable.
+/// </summary>
+public sealed partial class LoginValidator(AppPasswordService appPasswords, ValidationMetrics metrics, ILogger<LoginValidator> logger)
+{
+    public async Task<ValidationOutcome> ValidateAsync(LoginAttempt attempt, string endpoint, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        ValidationOutcome outcome;
+        if (IsTokenMechanism(attempt.Mech))
+        {
+            // XOAUTH2/OAUTHBEARER carry a bearer token as the password; Broker issues no tokens yet.
+            outcome = ValidationOutcome.Deny(DenyReason.UnsupportedMechanism);
+        }
+        else
+        {
+            outcome = await appPasswords.ValidateAsync(attempt.Username, attempt.Password, new ValidationContext(attempt.Service ?? string.Empty, attempt.RemoteIp, attempt.ClientId), ct);
+        }
+
+        metrics.Record(endpoint, outcome.Result, outcome.Reason, Stopwatch.GetElapsedTime(started));
+        switch (outcome.Result)
+        {
+            case ValidationResult.Allowed:
+                Log.Allowed(logger, outcome.Username!, outcome.CredentialId!, attempt.Service, attempt.RemoteIp, attempt.Caller);
+                break;
+            case ValidationResult.Denied:
+                Log.Denied(logger, outcome.Username ?? "(malformed)", outcome.Reason!.Value, attempt.Service, attempt.RemoteIp, attempt.Caller);
+                break;
+            default:
+                Log.Unavailable(logger, attempt.Service, attempt.RemoteIp, attempt.Caller);
+                break;
+        }
+
+        return outcome;
+    }
+
+    internal static bool IsTokenMechanism(string? mech) =>
+        mech is not null && (mech.Equals("XOAUTH2", StringComparison.OrdinalIgnoreCase) || mech.Equals("OAUTHBEARER", StringComparison.OrdinalIgnoreCase));
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Validation allowed {Username} credential {CredentialId} service {Service} from {RemoteIp} via {Caller}")]
+        public static partial void Allowed(ILogger logger, string username, string credentialId, string? service, string? remoteIp, string? caller);
+
+        [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Validation denied {Username}: {Reason}, service {Service} from {RemoteIp} via {Caller}")]
+        public static partial void Denied(ILogger logger, string username, DenyReason reason, string? service, string? remoteIp, string? caller);
+
+        [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Validation could not decide (store unavailable), service {Service} from {RemoteIp} via {Caller}")]
+        public static partial void Unavailable(ILogger logger, string? service, string? remoteIp, string? caller);
+    }
+}

@@ -1,0 +1,160 @@
+using System.Buffers;
+using System.Net;
+using System.Text.Json;
+using System.Text.Unicode;
+using Broker.Core.AppPasswords;
+using Broker.Validation.Callers;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Validation.Validation;
+
+/// <summary>The HTTP API mail servers call: <c>POST /v1/validate</c>.</summary>
+public static class ValidationApi
+{
+    public static RouteGroupBuilder MapValidationApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").RequireCallerKey();
+        group.MapPost("/validate", ValidateAsync)
+            .WithName("Validate")
+            .WithSummary("Checks a username and app password for a mail service.");
+        return group;
+    }
+
+    /// <summary>
+    /// 200 allow, 403 deny (one fixed body whatever failed), 503 tempfail when the store could not
+    /// be asked, 400 with a reason when the request itself is malformed.
+    /// </summary>
+    internal static async Task<Results<JsonHttpResult<ValidateResponse>, ProblemHttpResult>> ValidateAsync(
+        HttpContext http, LoginValidator validator, IOptions<ValidationOptions> options, CancellationToken ct)
+    {
+        var o = options.Value;
+        var (request, error) = await ReadAsync(http.Request, o, ct);
+        if (request is null)
+        {
+            return BadRequest(error!);
+        }
+
+        if (CheckFields(request, o.MaxFieldLength) is { } fieldError)
+        {
+            return BadRequest(fieldError);
+        }
+
+        var outcome = await validator.ValidateAsync(
+            new LoginAttempt(request.Username, request.Password, request.Service, NullIfEmpty(request.RemoteIp), request.Mech, request.ClientId, request.Session, http.Caller()),
+            "validate", ct);
+        return outcome.Result switch
+        {
+            ValidationResult.Allowed => TypedResults.Json(new ValidateResponse { Result = "allow", Username = outcome.Username, CredentialId = outcome.CredentialId }, ValidationJsonContext.Default.ValidateResponse),
+            ValidationResult.Denied => TypedResults.Json(ValidateResponse.Deny, ValidationJsonContext.Default.ValidateResponse, statusCode: StatusCodes.Status403Forbidden),
+            _ => TempFail(http, o),
+        };
+    }
+
+    private static JsonHttpResult<ValidateResponse> TempFail(HttpContext http, ValidationOptions o)
+    {
+        http.Response.Headers.RetryAfter = o.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return TypedResults.Json(ValidateResponse.TempFail, ValidationJsonContext.Default.ValidateResponse, statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    private static ProblemHttpResult BadRequest(string detail) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid request", detail: detail);
+
+    private static async Task<(ValidateRequest? Request, string? Error)> ReadAsync(HttpRequest request, ValidationOptions o, CancellationToken ct)
+    {
+        if (request.ContentLength > o.MaxBodyBytes)
+        {
+            return (null, $"The body is larger than {o.MaxBodyBytes} bytes.");
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(o.MaxBodyBytes + 1);
+        try
+        {
+            var length = 0;
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer.AsMemory(length, o.MaxBodyBytes + 1 - length), ct)) > 0)
+            {
+                length += read;
+                if (length > o.MaxBodyBytes)
+                {
+                    return (null, $"The body is larger than {o.MaxBodyBytes} bytes.");
+                }
+            }
+
+            var body = buffer.AsSpan(0, length);
+            if (length == 0)
+            {
+                return (null, "The body is empty; send a JSON object with username, password and service.");
+            }
+
+            if (!Utf8.IsValid(body))
+            {
+                return (null, "The body is not valid UTF-8.");
+            }
+
+            try
+            {
+                var parsed = JsonSerializer.Deserialize(body, ValidationJsonContext.Default.ValidateRequest);
+                return parsed is null ? (null, "The body must be a JSON object.") : (parsed, null);
+            }
+            catch (JsonException ex)
+            {
+                // The reader's message names the position, never the content.
+                return (null, $"The body is not valid JSON for this API: {ex.Message}");
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+        }
+    }
+
+    private static string? CheckFields(ValidateRequest r, int max)
+    {
+        if (r.Username is null)
+        {
+            return "username is required.";
+        }
+
+        if (r.Password is null)
+        {
+            return "password is required.";
+        }
+
+        if (string.IsNullOrWhiteSpace(r.Service))
+        {
+            return "service is required (imap, pop3, submission, smtp, sieve).";
+        }
+
+        foreach (var (name, value) in new (string, string?)[]
+                 {
+                     ("username", r.Username), ("password", r.Password), ("service", r.Service), ("remoteIp", r.RemoteIp),
+                     ("localIp", r.LocalIp), ("session", r.Session), ("secured", r.Secured), ("mech", r.Mech), ("clientId", r.ClientId),
+                 })
+        {
+            if (value is { Length: var n } && n > max)
+            {
+                return $"{name} is longer than {max} characters.";
+            }
+        }
+
+        if (!string.IsNullOrEmpty(r.RemoteIp) && !IPAddress.TryParse(r.RemoteIp, out _))
+        {
+            return "remoteIp is not an IP address.";
+        }
+
+        if (!string.IsNullOrEmpty(r.LocalIp) && !IPAddress.TryParse(r.LocalIp, out _))
+        {
+            return "localIp is not an IP address.";
+        }
+
+        if (r.RemotePort is < 0 or > 65535 || r.LocalPort is < 0 or > 65535)
+        {
+            return "Ports must be between 0 and 65535.";
+        }
+
+        return null;
+    }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+}

@@ -25,6 +25,7 @@ public sealed partial class AppPasswordService(
     IOptions<AppPasswordPolicyOptions> policy,
     IOptions<RedisOptions> redisOptions,
     TimeProvider time,
+    IEnumerable<IAppPasswordEvents> events,
     ILogger<AppPasswordService> logger)
 {
     private const int MaxClientIdLength = 200;
@@ -64,7 +65,8 @@ public sealed partial class AppPasswordService(
             Expires = now + life,
         };
 
-        var joinedScopes = JoinScopes(parsedScopes);
+        var scopeList = string.Join(',', parsedScopes);
+        var joinedScopes = "," + scopeList + ",";
         var result = (string?)await Run(db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Issue,
             [keys.Credential(owner, hash), keys.CredentialIds(owner)],
@@ -80,7 +82,8 @@ public sealed partial class AppPasswordService(
             throw new AppPasswordException("Could not issue an app password; try again.");
         }
 
-        Log.Issued(logger, record.Id, owner, joinedScopes.Trim(','), record.Expires);
+        Log.Issued(logger, record.Id, owner, scopeList, record.Expires);
+        await Notify(e => e.IssuedAsync(record, ct));
         return new IssuedAppPassword(record, secret);
     }
 
@@ -153,7 +156,9 @@ public sealed partial class AppPasswordService(
         {
             case "ok":
                 Log.Renewed(logger, id, owner, expires);
-                return (await GetAsync(owner, id, ct))!;
+                var renewed = (await GetAsync(owner, id, ct))!;
+                await Notify(e => e.RenewedAsync(renewed, ct));
+                return renewed;
             case "revoked":
                 throw new AppPasswordException("A revoked app password cannot be renewed.");
             case "expired":
@@ -167,6 +172,17 @@ public sealed partial class AppPasswordService(
     public async Task<bool> RevokeAsync(string user, string id, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
+        if (!await RevokeOneAsync(owner, id, ct))
+        {
+            return false;
+        }
+
+        await Notify(e => e.RevokedAsync(owner, id, ct));
+        return true;
+    }
+
+    private async Task<bool> RevokeOneAsync(string owner, string id, CancellationToken ct)
+    {
         var hash = await HashOf(owner, id, ct);
         if (hash is null)
         {
@@ -199,13 +215,14 @@ public sealed partial class AppPasswordService(
         var count = 0;
         foreach (var ap in await ListAsync(owner, ct))
         {
-            if (ap.Revoked is null && await RevokeAsync(owner, ap.Id, ct))
+            if (ap.Revoked is null && await RevokeOneAsync(owner, ap.Id, ct))
             {
                 count++;
             }
         }
 
         Log.RevokedAll(logger, owner, count);
+        await Notify(e => e.AllRevokedAsync(owner, ct));
         return count;
     }
 
@@ -345,13 +362,27 @@ public sealed partial class AppPasswordService(
         }
     }
 
+    private async Task Notify(Func<IAppPasswordEvents, Task> call)
+    {
+        foreach (var handler in events)
+        {
+            try
+            {
+                await call(handler);
+            }
+            catch (Exception ex)
+            {
+                // The store change is committed; a failing listener must not turn it into an error.
+                Log.EventHandlerFailed(logger, handler.GetType().Name, ex);
+            }
+        }
+    }
+
     private DateTimeOffset Now() => time.GetUtcNow();
 
     private static long ToMs(DateTimeOffset t) => t.ToUnixTimeMilliseconds();
 
     private static DateTimeOffset FromMs(RedisValue v) => DateTimeOffset.FromUnixTimeMilliseconds((long)v);
-
-    private static string JoinScopes(IReadOnlyList<string> scopes) => "," + string.Join(',', scopes) + ",";
 
     private static string Clip(string? value, int max) =>
         string.IsNullOrEmpty(value) ? string.Empty : value.Length <= max ? value : value[..max];
@@ -408,6 +439,9 @@ public sealed partial class AppPasswordService(
 
         [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Revoked all ({Count}) app passwords of {Owner}")]
         public static partial void RevokedAll(ILogger logger, string owner, int count);
+
+        [LoggerMessage(EventId = 1006, Level = LogLevel.Error, Message = "App password event handler {Handler} failed")]
+        public static partial void EventHandlerFailed(ILogger logger, string handler, Exception exception);
 
         [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Credential store call failed: {ErrorType}: {Error}")]
         public static partial void StoreFailed(ILogger logger, string errorType, string error);

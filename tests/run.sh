@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (real redis-server, Dovecot, Postfix,
+# nginx, Chromium) when missing, then runs every test project. Used by README and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+have redis-server || need+=(redis-server)
+have dovecot || need+=(dovecot-core)
+[ -e /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
+[ -e /usr/lib/dovecot/modules/auth/libauthdb_lua.so ] || need+=(dovecot-auth-lua)
+[ -e /usr/lib/dovecot/submission ] || need+=(dovecot-submissiond)
+[ -e /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
+[ -e /usr/share/lua/5.3/cjson ] || [ -e /usr/lib/x86_64-linux-gnu/lua/5.3/cjson.so ] || need+=(lua-cjson)
+have postfix || need+=(postfix)
+have nginx || need+=(nginx-light)
+[ -e /usr/lib/nginx/modules/ngx_mail_module.so ] || need+=(libnginx-mod-mail)
+have chromium || need+=(chromium)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  # Packages must not start their system services (ports 25, 80, 143 on every interface):
+  # the tests start their own instances on loopback.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+dotnet build Broker.sln -c Release -warnaserror
+dotnet test Broker.sln -c Release --no-build --logger "console;verbosity=normal" --results-directory artifacts/test-results "$@"

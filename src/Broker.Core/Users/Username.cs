@@ -25,6 +25,11 @@ public static class Username
             return false;
         }
 
+        if (HasLoneSurrogate(raw))
+        {
+            return false;
+        }
+
         string candidate;
         try
         {
@@ -51,5 +56,22 @@ public static class Username
 
         normalized = candidate;
         return true;
+    }
+
+    private static bool HasLoneSurrogate(string s)
+    {
+        for (var i = 0; i < s.Length; i++)
+        {
+            if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(s[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

@@ -1,0 +1,50 @@
+using Broker.Core.Secrets;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Core.Tests.Secrets;
+
+public sealed class PepperTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("broker-pepper-").FullName;
+
+    [Fact]
+    public void Load_WithNothingConfigured_FailsNamingTheSetting()
+    {
+        var ex = Assert.Throws<OptionsValidationException>(() => Pepper.Load(new PepperOptions()));
+        Assert.Contains("Broker:Pepper:File", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_WithShortOrInvalidValue_Fails()
+    {
+        Assert.Contains("at least 32", Assert.Throws<OptionsValidationException>(() => Pepper.Load(new PepperOptions { Value = Convert.ToBase64String(new byte[16]) })).Message, StringComparison.Ordinal);
+        Assert.Contains("not valid base64", Assert.Throws<OptionsValidationException>(() => Pepper.Load(new PepperOptions { Value = "not base64!" })).Message, StringComparison.Ordinal);
+        Assert.Contains("does not exist", Assert.Throws<OptionsValidationException>(() => Pepper.Load(new PepperOptions { File = Path.Combine(_dir, "missing") })).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void Load_GenerateFile_CreatesOwnerOnlyFileOnceAndReusesIt()
+    {
+        var path = Path.Combine(_dir, "sub", "pepper.key");
+
+        var first = Pepper.Load(new PepperOptions { GenerateFile = path });
+        var content = File.ReadAllText(path);
+        var second = Pepper.Load(new PepperOptions { GenerateFile = path });
+
+        Assert.True(first.Key.SequenceEqual(second.Key));
+        Assert.Equal(32, Convert.FromBase64String(content).Length);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+    }
+
+    [Fact]
+    public void Load_File_ReadsTrimmedBase64()
+    {
+        var path = Path.Combine(_dir, "pepper");
+        File.WriteAllText(path, Convert.ToBase64String(new byte[48]) + "\n");
+
+        Assert.Equal(48, Pepper.Load(new PepperOptions { File = path }).Key.Length);
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+}

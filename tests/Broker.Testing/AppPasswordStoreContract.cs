@@ -1,0 +1,243 @@
+using Broker.Core;
+using Broker.Core.AppPasswords;
+using Broker.Core.Redis;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
+using Xunit;
+
+namespace Broker.Testing;
+
+/// <summary>
+/// The behaviour every credential store must have, run against each real server Broker
+/// supports (redis-server, embedded Garnet): the key design must work unchanged on all of them.
+/// </summary>
+public abstract class AppPasswordStoreContract : IAsyncLifetime
+{
+    private ServiceProvider? _services;
+
+    protected FakeTimeProvider Time { get; } = new(DateTimeOffset.UtcNow);
+
+    protected AppPasswordService Store => _services!.GetRequiredService<AppPasswordService>();
+
+    protected IConnectionMultiplexer Redis => _services!.GetRequiredService<IConnectionMultiplexer>();
+
+    protected string User { get; } = $"user-{Guid.NewGuid():N}@example.com";
+
+    /// <summary>A StackExchange.Redis connection string for the server under test.</summary>
+    protected abstract string RedisConfiguration { get; }
+
+    public virtual Task InitializeAsync()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(RedisConfiguration)).Build();
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(config);
+        services.AddLogging();
+        services.AddSingleton<TimeProvider>(Time);
+        services.AddBrokerCore();
+        _services = services.BuildServiceProvider();
+        return Task.CompletedTask;
+    }
+
+    public virtual async Task DisposeAsync()
+    {
+        if (_services is not null)
+        {
+            await _services.DisposeAsync();
+        }
+    }
+
+    private static ValidationContext Imap => new("imap", "192.0.2.10", "\"name\" \"Thunderbird\"");
+
+    [Fact]
+    public async Task Issue_ThenValidate_AllowsAndRecordsLastUse()
+    {
+        var issued = await Store.IssueAsync(User, "Thunderbird", ["imap"], null);
+
+        var outcome = await Store.ValidateAsync(User.ToUpperInvariant(), issued.Secret.ToUpperInvariant().Replace("-", string.Empty, StringComparison.Ordinal), Imap);
+
+        Assert.Equal(ValidationResult.Allowed, outcome.Result);
+        Assert.Equal(User, outcome.Username);
+        Assert.Equal(issued.AppPassword.Id, outcome.CredentialId);
+        var listed = Assert.Single(await Store.ListAsync(User));
+        Assert.NotNull(listed.LastUsed);
+        Assert.Equal("192.0.2.10", listed.LastUsed.RemoteIp);
+        Assert.Equal("imap", listed.LastUsed.Protocol);
+        Assert.Equal("\"name\" \"Thunderbird\"", listed.LastUsed.ClientId);
+    }
+
+    [Fact]
+    public async Task Store_KeepsOnlyAKeyedHash_NeverTheSecret()
+    {
+        var issued = await Store.IssueAsync(User, "Phone", ["imap"], null);
+        AppPasswordFormat.TryCanonicalize(issued.Secret, out var canonical);
+
+        var server = Redis.GetServers().First();
+        await foreach (var key in server.KeysAsync(pattern: $"*{User}*"))
+        {
+            var dump = key.ToString();
+            if (await Redis.GetDatabase().KeyTypeAsync(key) == RedisType.Hash)
+            {
+                dump += string.Join('|', (await Redis.GetDatabase().HashGetAllAsync(key)).Select(e => $"{e.Name}={e.Value}"));
+            }
+
+            Assert.DoesNotContain(canonical, dump, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain(issued.Secret, dump, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public async Task Issue_SetsExpiryAsTheKeysTtl()
+    {
+        var issued = await Store.IssueAsync(User, "Laptop", ["imap"], TimeSpan.FromDays(2));
+        var keys = new RedisKeys("broker");
+        var hash = (string?)await Redis.GetDatabase().HashGetAsync(keys.CredentialIds(User), issued.AppPassword.Id);
+
+        var ttl = await Redis.GetDatabase().KeyTimeToLiveAsync(keys.Credential(User, hash!));
+
+        Assert.NotNull(ttl);
+        Assert.InRange(ttl.Value, TimeSpan.FromDays(2) - TimeSpan.FromMinutes(5), TimeSpan.FromDays(2) + TimeSpan.FromMinutes(5));
+    }
+
+    [Fact]
+    public async Task AllKeysOfAUser_ShareOneClusterSlot()
+    {
+        var issued = await Store.IssueAsync(User, "Laptop", ["imap"], null);
+        var keys = new RedisKeys("broker");
+        var hash = (string?)await Redis.GetDatabase().HashGetAsync(keys.CredentialIds(User), issued.AppPassword.Id);
+
+        var slots = new[] { keys.Credential(User, hash!), keys.CredentialIds(User), keys.UserMeta(User) }.Select(k => Redis.HashSlot(k)).Distinct();
+
+        Assert.Single(slots);
+    }
+
+    [Fact]
+    public async Task Validate_WrongPasswordOrUser_Denies()
+    {
+        var issued = await Store.IssueAsync(User, "Laptop", ["imap"], null);
+
+        Assert.Equal(DenyReason.WrongPassword, (await Store.ValidateAsync(User, AppPasswordFormat.Generate(), Imap)).Reason);
+        Assert.Equal(DenyReason.WrongPassword, (await Store.ValidateAsync("someone-else@example.com", issued.Secret, Imap)).Reason);
+        Assert.Equal(DenyReason.Malformed, (await Store.ValidateAsync(User, "the-account-password", Imap)).Reason);
+        Assert.Equal(DenyReason.Malformed, (await Store.ValidateAsync(User, string.Empty, Imap)).Reason);
+        Assert.Equal(DenyReason.Malformed, (await Store.ValidateAsync(string.Empty, issued.Secret, Imap)).Reason);
+    }
+
+    [Fact]
+    public async Task Validate_ScopeNotGranted_Denies()
+    {
+        var issued = await Store.IssueAsync(User, "Laptop", ["imap"], null);
+
+        var pop = await Store.ValidateAsync(User, issued.Secret, Imap with { Service = "pop3" });
+        var smtp = await Store.ValidateAsync(User, issued.Secret, Imap with { Service = "smtp" });
+        var unknown = await Store.ValidateAsync(User, issued.Secret, Imap with { Service = "ftp" });
+
+        Assert.Equal(DenyReason.ScopeNotAllowed, pop.Reason);
+        Assert.Equal(DenyReason.ScopeNotAllowed, smtp.Reason);
+        Assert.Equal(DenyReason.ScopeNotAllowed, unknown.Reason);
+    }
+
+    [Fact]
+    public async Task Validate_AfterExpiry_Denies()
+    {
+        var issued = await Store.IssueAsync(User, "Laptop", ["imap"], TimeSpan.FromHours(1));
+
+        Time.Advance(TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
+
+        Assert.Equal(DenyReason.Expired, (await Store.ValidateAsync(User, issued.Secret, Imap)).Reason);
+    }
+
+    [Fact]
+    public async Task Renew_ExtendsExpiryKeepingTheSecret()
+    {
+        var issued = await Store.IssueAsync(User, "Laptop", ["imap"], TimeSpan.FromHours(1));
+        Time.Advance(TimeSpan.FromMinutes(50));
+
+        var renewed = await Store.RenewAsync(User, issued.AppPassword.Id, TimeSpan.FromDays(10));
+        Time.Advance(TimeSpan.FromHours(2));
+
+        Assert.Equal(Time.GetUtcNow() - TimeSpan.FromHours(2) + TimeSpan.FromDays(10), renewed.Expires, TimeSpan.FromSeconds(1));
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, Imap)).Result);
+    }
+
+    [Fact]
+    public async Task Revoke_DeniesAndIsListedAsRevoked()
+    {
+        var keep = await Store.IssueAsync(User, "Keep", ["imap"], null);
+        var drop = await Store.IssueAsync(User, "Drop", ["imap"], null);
+
+        Assert.True(await Store.RevokeAsync(User, drop.AppPassword.Id));
+
+        Assert.Equal(DenyReason.Revoked, (await Store.ValidateAsync(User, drop.Secret, Imap)).Reason);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, keep.Secret, Imap)).Result);
+        Assert.NotNull((await Store.ListAsync(User)).Single(a => a.Id == drop.AppPassword.Id).Revoked);
+        await Assert.ThrowsAsync<AppPasswordException>(() => Store.RenewAsync(User, drop.AppPassword.Id, null));
+    }
+
+    [Fact]
+    public async Task Revoke_AnotherUsersId_DoesNothing()
+    {
+        var issued = await Store.IssueAsync(User, "Mine", ["imap"], null);
+
+        Assert.False(await Store.RevokeAsync("mallory@example.com", issued.AppPassword.Id));
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, Imap)).Result);
+    }
+
+    [Fact]
+    public async Task RevokeAll_DeniesEveryAppPasswordOfTheUserOnly()
+    {
+        var a = await Store.IssueAsync(User, "A", ["imap"], null);
+        var b = await Store.IssueAsync(User, "B", ["pop3"], null);
+        var other = $"other-{Guid.NewGuid():N}";
+        var c = await Store.IssueAsync(other, "C", ["imap"], null);
+
+        Assert.Equal(2, await Store.RevokeAllAsync(User));
+
+        Assert.Equal(DenyReason.Revoked, (await Store.ValidateAsync(User, a.Secret, Imap)).Reason);
+        Assert.Equal(DenyReason.Revoked, (await Store.ValidateAsync(User, b.Secret, Imap with { Service = "pop3" })).Reason);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(other, c.Secret, Imap)).Result);
+
+        // Issued after the revoke-all: works.
+        Time.Advance(TimeSpan.FromMilliseconds(5));
+        var d = await Store.IssueAsync(User, "D", ["imap"], null);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, d.Secret, Imap)).Result);
+    }
+
+    [Fact]
+    public async Task DisabledUser_IsDeniedUntilEnabled()
+    {
+        await Store.SetDisabledAsync(User, true);
+        Time.Advance(TimeSpan.FromMilliseconds(5));
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+
+        Assert.Equal(DenyReason.Disabled, (await Store.ValidateAsync(User, issued.Secret, Imap)).Reason);
+
+        await Store.SetDisabledAsync(User, false);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, Imap)).Result);
+    }
+
+    [Fact]
+    public async Task Issue_RefusesBadInputWithAClearMessage()
+    {
+        Assert.Contains("scope", (await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "A", [], null))).Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("lifetime", (await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "A", ["imap"], TimeSpan.FromMinutes(5)))).Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("lifetime", (await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "A", ["imap"], TimeSpan.FromDays(366)))).Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("name", (await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, " ", ["imap"], null))).Message, StringComparison.OrdinalIgnoreCase);
+        await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(" ", "A", ["imap"], null));
+    }
+
+    [Fact]
+    public async Task List_IsNewestFirstAndScopedToTheUser()
+    {
+        await Store.IssueAsync(User, "First", ["imap"], null);
+        Time.Advance(TimeSpan.FromSeconds(1));
+        await Store.IssueAsync(User, "Second", ["imap", "smtp"], null);
+
+        var list = await Store.ListAsync(User);
+
+        Assert.Equal(["Second", "First"], list.Select(a => a.Name));
+        Assert.Equal(["imap", "submission"], list[0].Scopes);
+        Assert.Empty(await Store.ListAsync($"nobody-{Guid.NewGuid():N}"));
+    }
+}

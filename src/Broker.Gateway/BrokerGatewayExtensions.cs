@@ -19,7 +19,7 @@ public static class BrokerGatewayExtensions
         services.AddSingleton<IProxyConfigProvider, OptionsProxyConfigProvider>();
         services.AddSingleton<TrustedNetworksMiddleware>();
         services.AddReverseProxy();
-        services.AddBrokerTrustedProxies();
+        services.AddBrokerTrustedProxies(GatewayOptions.SectionName + ":TrustedProxies", trustLoopbackByDefault: false);
         services.AddProblemDetails();
         services.AddRateLimiter(o =>
         {

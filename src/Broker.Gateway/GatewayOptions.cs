@@ -17,10 +17,16 @@ public sealed class GatewayOptions
     public Dictionary<string, string> PortalDestinations { get; set; } = [];
 
     /// <summary>
-    /// Networks (CIDR) allowed to call the machine API under <c>/v1</c>: your mail servers.
-    /// Default loopback only. Everyone else gets 403 before any password is looked at.
+    /// Networks (CIDR or single addresses) allowed to call the machine API under <c>/v1</c>: your
+    /// mail servers. Empty means loopback only. Everyone else gets 403 before any password is looked at.
     /// </summary>
-    public List<string> AllowedNetworks { get; set; } = ["127.0.0.0/8", "::1/128"];
+    /// <remarks>Empty by default rather than pre-filled: the configuration binder appends to a pre-filled list, which would keep loopback allowed after an admin narrowed it.</remarks>
+    public List<string> AllowedNetworks { get; set; } = [];
+
+    /// <summary>Proxies in front of the gateway whose X-Forwarded-For is believed. Empty: none.</summary>
+    public List<string> TrustedProxies { get; set; } = [];
+
+    internal static IReadOnlyList<string> LoopbackOnly { get; } = ["127.0.0.0/8", "::1/128"];
 
     /// <summary>Requests per <see cref="RateLimitWindow"/> one source address may send to <c>/v1</c>.</summary>
     [Range(1, 1_000_000)]
@@ -36,7 +42,7 @@ public sealed class GatewayOptions
     /// <summary>Time limit for one proxied request; a hung instance must not hold a mail server's auth worker.</summary>
     public TimeSpan ActivityTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
-    internal IReadOnlyList<IPNetwork> ParsedAllowedNetworks() => [.. AllowedNetworks.Select(TrustedProxies.ParseNetwork)];
+    internal IReadOnlyList<IPNetwork> ParsedAllowedNetworks() => [.. (AllowedNetworks.Count == 0 ? LoopbackOnly : AllowedNetworks).Select(Broker.Core.Hosting.TrustedProxies.ParseNetwork)];
 }
 
 internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
@@ -58,15 +64,15 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             }
         }
 
-        foreach (var cidr in o.AllowedNetworks)
+        foreach (var cidr in o.AllowedNetworks.Concat(o.TrustedProxies))
         {
             try
             {
-                TrustedProxies.ParseNetwork(cidr);
+                Broker.Core.Hosting.TrustedProxies.ParseNetwork(cidr);
             }
             catch (FormatException)
             {
-                errors.Add($"{p}:AllowedNetworks has '{cidr}', which is not an address or CIDR network.");
+                errors.Add($"{p}: AllowedNetworks/TrustedProxies has '{cidr}', which is not an address or CIDR network.");
             }
         }
 

@@ -7,25 +7,38 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Broker.Core.Hosting;
 
 /// <summary>
-/// X-Forwarded-For is honoured only from the proxies listed in <c>Broker:TrustedProxies</c>
-/// (addresses or CIDR; default loopback, where the embedded gateway runs). Anyone else could forge it.
+/// X-Forwarded-For is honoured only from the proxies listed in configuration (addresses or
+/// CIDR); anyone else could forge it. Behind the gateway (validation, portal) the default is
+/// loopback, where the embedded gateway runs; the gateway itself, the front door, trusts no one
+/// unless told (<c>Broker:Gateway:TrustedProxies</c>).
 /// </summary>
 public static class TrustedProxies
 {
     public const string SectionName = "Broker:TrustedProxies";
 
-    public static IServiceCollection AddBrokerTrustedProxies(this IServiceCollection services)
+    public static IServiceCollection AddBrokerTrustedProxies(this IServiceCollection services, string sectionName = SectionName, bool trustLoopbackByDefault = true)
     {
         services.AddOptions<ForwardedHeadersOptions>().Configure<IConfiguration>((o, config) =>
         {
             o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
             o.ForwardLimit = 1;
-            var trusted = config.GetSection(SectionName).Get<string[]>();
+            var trusted = config.GetSection(sectionName).Get<string[]>();
+            if (trusted is not { Length: > 0 } && !trustLoopbackByDefault)
+            {
+                // Empty known lists do not mean "trust no one" to the middleware: it then trusts
+                // every sender. Switching the headers off is the only way to ignore them.
+                o.ForwardedHeaders = ForwardedHeaders.None;
+                return;
+            }
+
             if (trusted is { Length: > 0 })
             {
                 o.KnownIPNetworks.Clear();
+#pragma warning disable ASPDEPR005 // The obsolete list is still consulted by the middleware and pre-filled with loopback.
+                o.KnownNetworks.Clear();
+#pragma warning restore ASPDEPR005
                 o.KnownProxies.Clear();
-                foreach (var cidr in trusted)
+                foreach (var cidr in trusted ?? [])
                 {
                     o.KnownIPNetworks.Add(ParseNetwork(cidr));
                 }

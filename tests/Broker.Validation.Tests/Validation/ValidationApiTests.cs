@@ -1,0 +1,208 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Broker.Core.AppPasswords;
+using Broker.Testing;
+
+namespace Broker.Validation.Tests.Validation;
+
+/// <summary>POST /v1/validate through real HTTP against a real redis-server.</summary>
+#pragma warning disable CA1001 // Disposed in DisposeAsync (xunit's IAsyncLifetime).
+public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<RedisFixture>, IAsyncLifetime
+#pragma warning restore CA1001
+{
+    private readonly CapturingLoggerProvider _logs = new();
+    private RunningApp _app = null!;
+    private HttpClient _client = null!;
+    private readonly string _user = $"alice-{Guid.NewGuid():N}@example.com";
+
+    public async Task InitializeAsync()
+    {
+        var config = BrokerApps.BaseConfig(redis.Server.Configuration);
+        config["Logging:LogLevel:Default"] = "Trace";
+        _app = await BrokerApps.StartValidationAsync(config, logs: _logs);
+        _client = _app.CreateClient();
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _app.DisposeAsync();
+        _logs.Dispose();
+    }
+
+    private Task<HttpResponseMessage> Validate(object body, HttpClient? client = null) =>
+        (client ?? _client).PostAsJsonAsync("/v1/validate", body);
+
+    private Task<HttpResponseMessage> ValidateRaw(string body, string contentType = "application/json") =>
+        _client.PostAsync("/v1/validate", new StringContent(body, Encoding.UTF8, contentType));
+
+    [Fact]
+    public async Task ValidAppPassword_Returns200WithCanonicalUserAndCredentialId()
+    {
+        var issued = await _app.AppPasswords.IssueAsync(_user, "Thunderbird", ["imap"], null);
+
+        using var response = await Validate(new { username = "  " + _user.ToUpperInvariant(), password = issued.Secret, service = "imap", remoteIp = "198.51.100.7", clientId = "Thunderbird" });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("allow", body.GetProperty("result").GetString());
+        Assert.Equal(_user, body.GetProperty("username").GetString());
+        Assert.Equal(issued.AppPassword.Id, body.GetProperty("credentialId").GetString());
+        var lastUse = (await _app.AppPasswords.ListAsync(_user)).Single().LastUsed;
+        Assert.Equal("198.51.100.7", lastUse?.RemoteIp);
+    }
+
+    [Fact]
+    public async Task EveryDenyReason_GetsTheSameFixed403Body()
+    {
+        var imapOnly = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
+        var revoked = await _app.AppPasswords.IssueAsync(_user, "B", ["imap"], null);
+        await _app.AppPasswords.RevokeAsync(_user, revoked.AppPassword.Id);
+
+        object[] attempts =
+        [
+            new { username = _user, password = AppPasswordFormat.Generate(), service = "imap" },
+            new { username = _user, password = "the account password", service = "imap" },
+            new { username = _user, password = revoked.Secret, service = "imap" },
+            new { username = _user, password = imapOnly.Secret, service = "pop3" },
+            new { username = _user, password = imapOnly.Secret, service = "imap", mech = "XOAUTH2" },
+            new { username = _user, password = string.Empty, service = "imap" },
+            new { username = "nobody@example.com", password = imapOnly.Secret, service = "imap" },
+            new { username = new string('a', 300), password = imapOnly.Secret, service = "imap" },
+        ];
+        var bodies = new HashSet<string>();
+        foreach (var attempt in attempts)
+        {
+            using var response = await Validate(attempt);
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+            bodies.Add(await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal("{\"result\":\"deny\"}", Assert.Single(bodies));
+    }
+
+    [Fact]
+    public async Task DenyReasons_AreLoggedInternally_WithoutTheSecret()
+    {
+        var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
+        await _app.AppPasswords.RevokeAsync(_user, issued.AppPassword.Id);
+
+        using var response = await Validate(new { username = _user, password = issued.Secret, service = "imap" });
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Contains(_logs.Lines, l => l.Contains("Validation denied", StringComparison.Ordinal) && l.Contains("Revoked", StringComparison.Ordinal) && l.Contains(_user, StringComparison.Ordinal));
+        AppPasswordFormat.TryCanonicalize(issued.Secret, out var canonical);
+        Assert.DoesNotContain(_logs.Lines, l => l.Contains(issued.Secret, StringComparison.OrdinalIgnoreCase) || l.Contains(canonical, StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(_logs.Lines, l => l.Contains(BrokerApps.CallerKey, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task MissingOrWrongCallerKey_Returns401()
+    {
+        using var anonymous = _app.CreateClient(withCallerKey: false);
+        using var wrong = _app.CreateClient(withCallerKey: false);
+        wrong.DefaultRequestHeaders.Add("X-Broker-Api-Key", "bk_not-a-key");
+
+        using var r1 = await Validate(new { username = _user, password = "x", service = "imap" }, anonymous);
+        using var r2 = await Validate(new { username = _user, password = "x", service = "imap" }, wrong);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, r1.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, r2.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("", "empty")]
+    [InlineData("{", "not valid JSON")]
+    [InlineData("[]", "not valid JSON")]
+    [InlineData("null", "JSON object")]
+    [InlineData("{\"password\":\"x\",\"service\":\"imap\"}", "username is required")]
+    [InlineData("{\"username\":\"a\",\"service\":\"imap\"}", "password is required")]
+    [InlineData("{\"username\":\"a\",\"password\":\"x\"}", "service is required")]
+    [InlineData("{\"username\":1,\"password\":\"x\",\"service\":\"imap\"}", "not valid JSON")]
+    [InlineData("{\"username\":\"a\",\"password\":\"x\",\"service\":\"imap\",\"remoteIp\":\"not-an-ip\"}", "remoteIp")]
+    [InlineData("{\"username\":\"a\",\"password\":\"x\",\"service\":\"imap\",\"localPort\":70000}", "Ports")]
+    public async Task MalformedRequests_Return400WithAReason(string body, string reason)
+    {
+        using var response = await ValidateRaw(body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Contains(reason, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OversizedBody_Returns400_WithoutReadingItAll()
+    {
+        var body = "{\"username\":\"a\",\"password\":\"" + new string('x', 100_000) + "\",\"service\":\"imap\"}";
+
+        using var response = await ValidateRaw(body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("larger than", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OverlongField_Returns400()
+    {
+        using var response = await Validate(new { username = "a", password = "x", service = "imap", clientId = new string('c', 600) });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task NonUtf8Body_Returns400()
+    {
+        using var content = new ByteArrayContent([(byte)'{', 0xff, 0xfe, (byte)'}']);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+
+        using var response = await _client.PostAsync("/v1/validate", content);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("UTF-8", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Expect100Continue_IsHandled()
+    {
+        // Dovecot's HTTP client sends Expect: 100-continue on every POST.
+        var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
+        _client.DefaultRequestHeaders.ExpectContinue = true;
+
+        using var response = await Validate(new { username = _user, password = issued.Secret, service = "imap" });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Metrics_CountValidationsByResultAndReason()
+    {
+        var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
+        (await Validate(new { username = _user, password = issued.Secret, service = "imap" })).Dispose();
+        (await Validate(new { username = _user, password = issued.Secret, service = "pop3" })).Dispose();
+
+        // The Prometheus exporter caches a scrape for a short time; ask until the counters show up.
+        string metrics = string.Empty;
+        for (var i = 0; i < 50 && !metrics.Contains("reason=\"scopenotallowed\"", StringComparison.Ordinal); i++)
+        {
+            await Task.Delay(100);
+            metrics = await _client.GetStringAsync("/metrics");
+        }
+
+        Assert.Contains("broker_validations_total{", metrics, StringComparison.Ordinal);
+        Assert.Matches("broker_validations_total\\{[^}]*result=\"allow\"", metrics);
+        Assert.Matches("broker_validations_total\\{[^}]*reason=\"scopenotallowed\"[^}]*result=\"deny\"|broker_validations_total\\{[^}]*result=\"deny\"[^}]*reason=\"scopenotallowed\"", metrics);
+        Assert.Contains("broker_validation_duration_seconds_bucket", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Health_LiveAndReadyAreUp()
+    {
+        using var live = await _client.GetAsync("/health/live");
+        using var ready = await _client.GetAsync("/health/ready");
+
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+    }
+}

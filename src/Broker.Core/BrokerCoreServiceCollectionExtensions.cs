@@ -48,6 +48,15 @@ public static class BrokerCoreServiceCollectionExtensions
         services.TryAddSingleton<AppPasswordService>();
         services.TryAddSingleton<CallerKeyStore>();
         services.AddHostedService<CallerKeyRefresher>();
+        services.AddHostedService<StoreWarmUp>();
         return services;
     }
+}
+
+/// <summary>Warms the Redis connection and scripts at start-up (see <see cref="AppPasswordService.WarmUpAsync"/>).</summary>
+internal sealed class StoreWarmUp(AppPasswordService store) : Microsoft.Extensions.Hosting.IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => store.WarmUpAsync(TimeSpan.FromSeconds(5), cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

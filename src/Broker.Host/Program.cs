@@ -3,11 +3,13 @@ using Broker.Host.Roles;
 
 // Configuration for both the server and the CLI: appsettings, BROKER_-less environment
 // variables (Redis__Configuration, Broker__Roles, …) and --Section:Key=value arguments.
+static bool IsSetting(string arg) => arg.StartsWith("--", StringComparison.Ordinal) && arg.Contains(':', StringComparison.Ordinal);
+
 var config = new ConfigurationBuilder()
     .SetBasePath(AppContext.BaseDirectory)
     .AddJsonFile("appsettings.json", optional: true)
     .AddEnvironmentVariables()
-    .AddCommandLine(args.Where(a => a.StartsWith("--", StringComparison.Ordinal) && a.Contains(':', StringComparison.Ordinal)).ToArray())
+    .AddCommandLine(args.Where(IsSetting).ToArray())
     .Build();
 
 using var cts = new CancellationTokenSource();
@@ -17,10 +19,11 @@ Console.CancelKeyPress += (_, e) =>
     cts.Cancel();
 };
 
-if (CliCommands.IsCommand(args))
+// Settings may come before or after the command: `broker --Redis:Configuration=… apikey create dovecot`.
+var command = args.Where(a => !IsSetting(a)).ToArray();
+if (command.Length > 0 && command[0] != "serve")
 {
-    return await CliCommands.RunAsync(args, config, cts.Token);
+    return await CliCommands.RunAsync(command, config, cts.Token);
 }
 
-var serverArgs = args.Length > 0 && args[0] == "serve" ? args[1..] : args;
-return await BrokerHost.RunAsync(serverArgs, config, cts.Token);
+return await BrokerHost.RunAsync(args.Where(a => a != "serve").ToArray(), config, cts.Token);

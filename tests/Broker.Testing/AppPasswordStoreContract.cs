@@ -28,7 +28,7 @@ public abstract class AppPasswordStoreContract : IAsyncLifetime
     /// <summary>A StackExchange.Redis connection string for the server under test.</summary>
     protected abstract string RedisConfiguration { get; }
 
-    public virtual Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(RedisConfiguration)).Build();
         var services = new ServiceCollection();
@@ -37,7 +37,7 @@ public abstract class AppPasswordStoreContract : IAsyncLifetime
         services.AddSingleton<TimeProvider>(Time);
         services.AddBrokerCore();
         _services = services.BuildServiceProvider();
-        return Task.CompletedTask;
+        await Store.WarmUpAsync(TimeSpan.FromSeconds(10));
     }
 
     public virtual async Task DisposeAsync()

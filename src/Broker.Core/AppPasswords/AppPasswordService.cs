@@ -305,6 +305,31 @@ public sealed partial class AppPasswordService(
         };
     }
 
+    /// <summary>
+    /// Connects and loads the Lua scripts before the first login arrives, so that a cold
+    /// connection or a first script compile does not turn the first validations into temporary
+    /// failures. Uses its own, longer timeout; failure is only logged (readiness reports it).
+    /// </summary>
+    public async Task WarmUpAsync(TimeSpan timeout, CancellationToken ct = default)
+    {
+        try
+        {
+            var db = Db;
+            await db.PingAsync().WaitAsync(timeout, ct);
+            foreach (var server in redis.GetServers())
+            {
+                foreach (var script in (string[])[AppPasswordScripts.Validate, AppPasswordScripts.Issue, AppPasswordScripts.Renew, AppPasswordScripts.Revoke])
+                {
+                    await server.ScriptLoadAsync(script).WaitAsync(timeout, ct);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.StoreFailed(logger, ex.GetType().Name, ex.Message);
+        }
+    }
+
     /// <summary>Whether the store answers within the operation timeout (readiness).</summary>
     public async Task<bool> PingAsync(CancellationToken ct = default)
     {

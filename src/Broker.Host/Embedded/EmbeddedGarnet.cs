@@ -34,6 +34,8 @@ internal sealed class EmbeddedGarnet : IDisposable
             "--aof", "true",
             // Commit the AOF on every write: a credential acknowledged to a user must survive a crash.
             "--aof-commit-freq", "0",
+            // ...and answer only once it is on disk: a revocation lost in a crash would bring a credential back.
+            "--aof-commit-wait", "true",
             "--recover", "true",
             "--lua", "true",
             "--lua-transaction-mode", "true",

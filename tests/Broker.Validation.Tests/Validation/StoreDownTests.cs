@@ -12,7 +12,9 @@ public sealed class StoreDownTests
     public async Task RedisKilledMidRun_Returns503TempFail_ThenRecovers()
     {
         await using var redis = await RedisServer.StartAsync();
-        await using var app = await BrokerApps.StartValidationAsync(BrokerApps.BaseConfig(redis.Configuration));
+        var config = BrokerApps.BaseConfig(redis.Configuration);
+        config["Redis:OperationTimeout"] = "00:00:01";
+        await using var app = await BrokerApps.StartValidationAsync(config);
         using var client = app.CreateClient();
         var user = "bob@example.com";
         var issued = await app.AppPasswords.IssueAsync(user, "A", ["imap"], null);

@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.RegularExpressions;
+using Broker.Core.Callers;
+
+namespace Broker.Host.Tests;
+
+/// <summary>The one-command default: embedded Garnet, data directory, CLI — run as real processes.</summary>
+public sealed partial class EmbeddedHostTests
+{
+    [GeneratedRegex("caller API key for local mail servers \\(shown once\\): (bk_[A-Za-z0-9_-]+)")]
+    private static partial Regex CallerKeyLine();
+
+    [GeneratedRegex("password: ([0-9a-z-]+)")]
+    private static partial Regex PasswordLine();
+
+    [Fact]
+    public async Task FreshDataDirectory_RunsEverything_AndAppPasswordsSurviveACrash()
+    {
+        using var layout = new EmbeddedLayout();
+        var first = BrokerProcess.Start(layout.Args);
+        string key;
+        string password;
+        try
+        {
+            await first.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+            Assert.Contains($"listening on http://127.0.0.1:{layout.GatewayPort}", first.Output, StringComparison.Ordinal);
+            key = CallerKeyLine().Match(first.Output).Groups[1].Value;
+            Assert.NotEmpty(key);
+
+            var (code, output) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "issue", "--user", "Dana@Example.com", "--name", "Thunderbird", "--scopes", "imap,smtp", "--lifetime", "2d"]);
+            Assert.True(code == 0, output);
+            password = PasswordLine().Match(output).Groups[1].Value;
+
+            Assert.Equal(HttpStatusCode.OK, await ValidateAsync(layout, key, "dana@example.com", password));
+            Assert.Equal(HttpStatusCode.Forbidden, await ValidateAsync(layout, key, "dana@example.com", password, "pop3"));
+        }
+        finally
+        {
+            await first.CrashAsync();
+            await first.DisposeAsync();
+        }
+
+        // A crash right after the last write: the AOF must still hold the credential and the pepper file is reused.
+        await using var second = BrokerProcess.Start(layout.Args);
+        await second.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+        Assert.DoesNotContain("caller API key for local mail servers", second.Output, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, await ValidateAsync(layout, key, "dana@example.com", password));
+
+        var (listCode, list) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "list", "--user", "dana@example.com"]);
+        Assert.Equal(0, listCode);
+        Assert.Contains("Thunderbird", list, StringComparison.Ordinal);
+        Assert.Contains("imap", list, StringComparison.Ordinal);
+        await second.StopAsync();
+        Assert.True(second.HasExited);
+    }
+
+    [Fact]
+    public async Task Revocation_SurvivesACrash()
+    {
+        using var layout = new EmbeddedLayout();
+        string key;
+        string password;
+        await using (var first = BrokerProcess.Start(layout.Args))
+        {
+            await first.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+            key = CallerKeyLine().Match(first.Output).Groups[1].Value;
+            var (_, issued) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "issue", "--user", "erin", "--name", "Phone", "--scopes", "imap"]);
+            password = PasswordLine().Match(issued).Groups[1].Value;
+            var (revokeCode, revoked) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "revoke-all", "--user", "erin"]);
+            Assert.True(revokeCode == 0, revoked);
+            await first.CrashAsync();
+        }
+
+        await using var second = BrokerProcess.Start(layout.Args);
+        await second.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+        Assert.Equal(HttpStatusCode.Forbidden, await ValidateAsync(layout, key, "erin", password));
+    }
+
+    private static async Task<HttpStatusCode> ValidateAsync(EmbeddedLayout layout, string key, string user, string password, string service = "imap")
+    {
+        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{layout.GatewayPort}") };
+        client.DefaultRequestHeaders.Add(CallerKeyOptions.HeaderName, key);
+        // The gateway may still be waiting for its first health probe of the validation instance.
+        for (var attempt = 0; ; attempt++)
+        {
+            using var response = await client.PostAsJsonAsync("/v1/validate", new { username = user, password, service, remoteIp = "192.0.2.1" });
+            if (response.StatusCode != HttpStatusCode.ServiceUnavailable || attempt == 50)
+            {
+                return response.StatusCode;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+}

@@ -2,6 +2,7 @@ using Broker.Core.AppPasswords;
 using Broker.Core.Callers;
 using Broker.Core.Redis;
 using Broker.Core.Secrets;
+using Broker.Core.Throttling;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -25,6 +26,8 @@ public static class BrokerCoreServiceCollectionExtensions
             .ValidateOnStart();
         services.AddOptions<AppPasswordPolicyOptions>().BindConfiguration(AppPasswordPolicyOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AppPasswordPolicyOptions>, AppPasswordPolicyValidator>());
+        services.AddOptions<ThrottlingOptions>().BindConfiguration(ThrottlingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ThrottlingOptions>, ThrottlingOptionsValidator>());
         services.AddOptions<PepperOptions>().BindConfiguration(PepperOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PepperOptions>, PepperOptionsValidator>());
         services.AddOptions<CallerKeyOptions>().BindConfiguration(CallerKeyOptions.SectionName)

@@ -13,42 +13,9 @@ namespace Broker.Testing;
 /// The behaviour every credential store must have, run against each real server Broker
 /// supports (redis-server, embedded Garnet): the key design must work unchanged on all of them.
 /// </summary>
-public abstract class AppPasswordStoreContract : IAsyncLifetime
+public abstract class AppPasswordStoreContract : AppPasswordStoreBase
 {
-    private ServiceProvider? _services;
-
-    protected FakeTimeProvider Time { get; } = new(DateTimeOffset.UtcNow);
-
-    protected AppPasswordService Store => _services!.GetRequiredService<AppPasswordService>();
-
-    protected IConnectionMultiplexer Redis => _services!.GetRequiredService<IConnectionMultiplexer>();
-
-    protected string User { get; } = $"user-{Guid.NewGuid():N}@example.com";
-
-    /// <summary>A StackExchange.Redis connection string for the server under test.</summary>
-    protected abstract string RedisConfiguration { get; }
-
-    public virtual async Task InitializeAsync()
-    {
-        var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(RedisConfiguration)).Build();
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(config);
-        services.AddLogging();
-        services.AddSingleton<TimeProvider>(Time);
-        services.AddBrokerCore();
-        _services = services.BuildServiceProvider();
-        await Store.WarmUpAsync(TimeSpan.FromSeconds(10));
-    }
-
-    public virtual async Task DisposeAsync()
-    {
-        if (_services is not null)
-        {
-            await _services.DisposeAsync();
-        }
-    }
-
-    private static ValidationContext Imap => new("imap", "192.0.2.10", "\"name\" \"Thunderbird\"");
+    private ValidationContext Imap => new("imap", ClientIp, "\"name\" \"Thunderbird\"");
 
     [Fact]
     public async Task Issue_ThenValidate_AllowsAndRecordsLastUse()
@@ -62,7 +29,9 @@ public abstract class AppPasswordStoreContract : IAsyncLifetime
         Assert.Equal(issued.AppPassword.Id, outcome.CredentialId);
         var listed = Assert.Single(await Store.ListAsync(User));
         Assert.NotNull(listed.LastUsed);
-        Assert.Equal("192.0.2.10", listed.LastUsed.RemoteIp);
+        Assert.Equal(ClientIp, listed.LastUsed.RemoteIp);
+        Assert.True(outcome.FirstUseFromNetwork);
+        Assert.False((await Store.ValidateAsync(User, issued.Secret, Imap)).FirstUseFromNetwork);
         Assert.Equal("imap", listed.LastUsed.Protocol);
         Assert.Equal("\"name\" \"Thunderbird\"", listed.LastUsed.ClientId);
     }
@@ -240,4 +209,44 @@ public abstract class AppPasswordStoreContract : IAsyncLifetime
         Assert.Equal(["imap", "submission"], list[0].Scopes);
         Assert.Empty(await Store.ListAsync($"nobody-{Guid.NewGuid():N}"));
     }
+}
+
+/// <summary>A credential store on a real server, with a fake clock, for store-level tests.</summary>
+public abstract class AppPasswordStoreBase : IAsyncLifetime
+{
+    private ServiceProvider? _services;
+
+    protected FakeTimeProvider Time { get; } = new(DateTimeOffset.UtcNow);
+
+    protected AppPasswordService Store => _services!.GetRequiredService<AppPasswordService>();
+
+    protected IConnectionMultiplexer Redis => _services!.GetRequiredService<IConnectionMultiplexer>();
+
+    protected string User { get; } = $"user-{Guid.NewGuid():N}@example.com";
+
+    /// <summary>A StackExchange.Redis connection string for the server under test.</summary>
+    protected abstract string RedisConfiguration { get; }
+
+    public virtual async Task InitializeAsync()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(RedisConfiguration)).Build();
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(config);
+        services.AddLogging();
+        services.AddSingleton<TimeProvider>(Time);
+        services.AddBrokerCore();
+        _services = services.BuildServiceProvider();
+        await Store.WarmUpAsync(TimeSpan.FromSeconds(10));
+    }
+
+    public virtual async Task DisposeAsync()
+    {
+        if (_services is not null)
+        {
+            await _services.DisposeAsync();
+        }
+    }
+
+    /// <summary>A client address of this test's own, so failure counters of other tests never throttle it.</summary>
+    protected string ClientIp { get; } = $"10.{Random.Shared.Next(256)}.{Random.Shared.Next(256)}.10";
 }

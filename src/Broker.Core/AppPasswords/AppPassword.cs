@@ -41,7 +41,11 @@ public enum DenyReason
 /// <summary>Allow, deny (with an internal reason) or "could not decide" — never allow by default.</summary>
 public readonly record struct ValidationOutcome(ValidationResult Result, DenyReason? Reason, string? Username, string? CredentialId)
 {
-    public static ValidationOutcome Allow(string username, string id) => new(ValidationResult.Allowed, null, username, id);
+    /// <summary>The app password had never been used from this source network before.</summary>
+    public bool FirstUseFromNetwork { get; init; }
+
+    public static ValidationOutcome Allow(string username, string id, bool firstUseFromNetwork = false) =>
+        new(ValidationResult.Allowed, null, username, id) { FirstUseFromNetwork = firstUseFromNetwork };
 
     public static ValidationOutcome Deny(DenyReason reason, string? username = null, string? id = null) =>
         new(ValidationResult.Denied, reason, username, id);

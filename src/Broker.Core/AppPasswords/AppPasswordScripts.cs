@@ -7,18 +7,75 @@ namespace Broker.Core.AppPasswords;
 /// </summary>
 internal static class AppPasswordScripts
 {
-    // KEYS: cred, meta. ARGV: scope, now(ms), ip, protocol, client.
-    // Returns {result, reason-or-id}. Updates last use only when every check passed.
+    // KEYS: 1 cred, 2 meta, 3 user+network failures (current window), 4 (previous window),
+    //       5 user failures (current), 6 (previous), 7 user's known-good networks.
+    // ARGV: 1 scope ('' = count a failure only), 2 now(ms), 3 ip, 4 protocol, 5 client, 6 network ('' = unknown),
+    //       7 weight of previous window, 8 limit user+network, 9 limit user, 10 window(ms),
+    //       11 known-network lifetime(ms), 12 throttling on ('1'), 13 most networks remembered per credential.
+    // Returns {verdict, reason-or-id, id-or-new-network-flag, known-network-flag}.
+    // Throttle checks come before the credential is looked at; last use, known networks and
+    // the networks a credential was seen on are updated only when every check passed.
     public const string Validate = """
-        local c = redis.call('HMGET', KEYS[1], 'id', 'scopes', 'exp', 'rev', 'created')
-        if not c[1] then return {'deny', 'unknown'} end
+        local now = tonumber(ARGV[2])
+        local net = ARGV[6]
+        local on = ARGV[12] == '1'
+        local known = false
+        if net ~= '' then
+          local seen = redis.call('HGET', KEYS[7], net)
+          known = seen and (tonumber(seen) + tonumber(ARGV[11]) > now) or false
+        end
+        local kf = known and '1' or '0'
+        local function rate(cur, prev)
+          return tonumber(redis.call('GET', cur) or '0') + tonumber(redis.call('GET', prev) or '0') * tonumber(ARGV[7])
+        end
+        local function fail(reason, id)
+          if on then
+            for _, k in ipairs({KEYS[3], KEYS[5]}) do
+              redis.call('INCR', k)
+              redis.call('PEXPIRE', k, 2 * tonumber(ARGV[10]))
+            end
+          end
+          return {'deny', reason, id or '', kf}
+        end
+        if on then
+          if net ~= '' and rate(KEYS[3], KEYS[4]) >= tonumber(ARGV[8]) then return {'deny', 'throttled', '', kf} end
+          if not known and rate(KEYS[5], KEYS[6]) >= tonumber(ARGV[9]) then return {'deny', 'throttled', '', kf} end
+        end
+        if ARGV[1] == '' then return fail('malformed') end
+        local c = redis.call('HMGET', KEYS[1], 'id', 'scopes', 'exp', 'rev', 'created', 'nets')
+        if not c[1] then return fail('unknown') end
         local m = redis.call('HMGET', KEYS[2], 'nbf', 'disabled')
-        if c[4] or (m[1] and tonumber(c[5]) < tonumber(m[1])) then return {'deny', 'revoked', c[1]} end
-        if m[2] == '1' then return {'deny', 'disabled', c[1]} end
-        if tonumber(c[3]) <= tonumber(ARGV[2]) then return {'deny', 'expired', c[1]} end
-        if not string.find(c[2], ',' .. ARGV[1] .. ',', 1, true) then return {'deny', 'scope', c[1]} end
+        if c[4] or (m[1] and tonumber(c[5]) < tonumber(m[1])) then return fail('revoked', c[1]) end
+        if m[2] == '1' then return fail('disabled', c[1]) end
+        if tonumber(c[3]) <= now then return fail('expired', c[1]) end
+        if not string.find(c[2], ',' .. ARGV[1] .. ',', 1, true) then return {'deny', 'scope', c[1], kf} end
+        local fresh = '0'
+        if net ~= '' then
+          local nets = c[6] or ''
+          if not string.find(',' .. nets .. ',', ',' .. net .. ',', 1, true) then
+            fresh = '1'
+            local _, count = string.gsub(nets, ',', ',')
+            if nets == '' then nets = net elseif count + 1 < tonumber(ARGV[13]) then nets = nets .. ',' .. net end
+            redis.call('HSET', KEYS[1], 'nets', nets)
+          end
+          redis.call('HSET', KEYS[7], net, ARGV[2])
+          redis.call('PEXPIRE', KEYS[7], ARGV[11])
+          redis.call('DEL', KEYS[3], KEYS[4])
+        end
         redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', ARGV[5])
-        return {'allow', c[1]}
+        return {'allow', c[1], fresh, kf}
+        """;
+
+    // KEYS: failures of one source network (current window), (previous window).
+    // ARGV: 'fail' to count one failure or 'check' to only read, weight of previous window, window(ms).
+    // Returns the sliding-window failure count as a string (Lua numbers would be truncated).
+    public const string Network = """
+        if ARGV[1] == 'fail' then
+          redis.call('INCR', KEYS[1])
+          redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
+        end
+        local r = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(redis.call('GET', KEYS[2]) or '0') * tonumber(ARGV[2])
+        return tostring(r)
         """;
 
     // KEYS: cred, ids. ARGV: id, hash, owner, name, scopes, created(ms), exp(ms), max-per-user.

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using Broker.Core.Redis;
+using Broker.Core.Throttling;
 using Broker.Core.Users;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -24,12 +25,14 @@ public sealed partial class AppPasswordService(
     AppPasswordHasher hasher,
     IOptions<AppPasswordPolicyOptions> policy,
     IOptions<RedisOptions> redisOptions,
+    IOptions<ThrottlingOptions> throttling,
     TimeProvider time,
     IEnumerable<IAppPasswordEvents> events,
     ILogger<AppPasswordService> logger)
 {
     private const int MaxClientIdLength = 200;
     private const int MaxIpLength = 64;
+    private const int MaxNetworksPerCredential = 20;
 
     private AppPasswordPolicyOptions Policy => policy.Value;
 
@@ -248,15 +251,14 @@ public sealed partial class AppPasswordService(
     /// </summary>
     public async Task<ValidationOutcome> ValidateAsync(string? user, string? password, ValidationContext context, CancellationToken ct = default)
     {
+        var t = throttling.Value;
+        var network = SourceNetwork.Of(context.RemoteIp, t.IPv4Prefix, t.IPv6Prefix);
+        var now = Now();
+        var window = new Window(now, t.Window);
         if (!Username.TryNormalize(user, out var owner))
         {
+            CountNetworkFailure(network, window);
             return ValidationOutcome.Deny(DenyReason.Malformed);
-        }
-
-        if (password is null || !AppPasswordFormat.TryCanonicalize(password, out var canonical))
-        {
-            // Includes the account password: it never has the app-password shape, so it is refused here.
-            return ValidationOutcome.Deny(DenyReason.Malformed, owner);
         }
 
         if (!AppPasswordScopes.TryFromService(context.Service, out var scope))
@@ -264,45 +266,155 @@ public sealed partial class AppPasswordService(
             return ValidationOutcome.Deny(DenyReason.ScopeNotAllowed, owner);
         }
 
-        var hash = hasher.Hash(owner, canonical);
-        RedisResult result;
+        string? hash = null;
+        if (password is not null && AppPasswordFormat.TryCanonicalize(password, out var canonical))
+        {
+            hash = hasher.Hash(owner, canonical);
+        }
+        else if (!t.Enabled)
+        {
+            // The account password and typos never have the app-password shape: refused without Redis.
+            return ValidationOutcome.Deny(DenyReason.Malformed, owner);
+        }
+
+        RedisKey[] userKeys =
+        [
+            keys.Credential(owner, hash ?? "-"), keys.UserMeta(owner),
+            keys.UserNetworkFailures(owner, network ?? "-", window.Current), keys.UserNetworkFailures(owner, network ?? "-", window.Current - 1),
+            keys.UserFailures(owner, window.Current), keys.UserFailures(owner, window.Current - 1), keys.KnownNetworks(owner),
+        ];
+        RedisValue[] userArgs =
+        [
+            hash is null ? string.Empty : scope, ToMs(now), Clip(context.RemoteIp, MaxIpLength), Clip(context.Service, 32), Clip(context.ClientId, MaxClientIdLength),
+            network ?? string.Empty, window.PreviousWeight, t.PerUserAndNetwork, t.PerUser, (long)t.Window.TotalMilliseconds,
+            (long)t.KnownNetworkLifetime.TotalMilliseconds, t.Enabled ? "1" : "0", MaxNetworksPerCredential,
+        ];
+        if (hash is null)
+        {
+            // A string that is not an app password at all (the account password, a sprayed
+            // "Summer2024!") is denied without a look-up, but still counts as a failure.
+            _ = Db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs, CommandFlags.FireAndForget);
+            CountNetworkFailure(network, window);
+            return ValidationOutcome.Deny(DenyReason.Malformed, owner);
+        }
+
+        RedisResult[] parts;
+        double networkFailures = 0;
         try
         {
-            result = await Run(db => db.ScriptEvaluateAsync(
-                AppPasswordScripts.Validate,
-                [keys.Credential(owner, hash), keys.UserMeta(owner)],
-                [scope, ToMs(Now()), Clip(context.RemoteIp, MaxIpLength), Clip(context.Service, 32), Clip(context.ClientId, MaxClientIdLength)]), ct);
+            // The per-network counter lives in another slot, so it is read by its own script,
+            // pipelined with the user's: both travel in the same round trip.
+            var db = Db;
+            var userCall = db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs);
+            var networkCall = t.Enabled && network is not null
+                ? db.ScriptEvaluateAsync(AppPasswordScripts.Network, [keys.NetworkFailures(network, window.Current), keys.NetworkFailures(network, window.Current - 1)], ["check", window.PreviousWeight, (long)t.Window.TotalMilliseconds])
+                : null;
+            parts = (RedisResult[]?)await Run(_ => userCall, ct) ?? [];
+            if (networkCall is not null)
+            {
+                networkFailures = double.Parse((string?)await Run(_ => networkCall, ct) ?? "0", CultureInfo.InvariantCulture);
+            }
         }
         catch (StoreUnavailableException)
         {
             return ValidationOutcome.Unavailable;
         }
 
-        var parts = (RedisResult[]?)result;
-        if (parts is null || parts.Length < 2)
+        if (parts.Length < 4)
         {
             return ValidationOutcome.Unavailable;
         }
 
         var verdict = (string?)parts[0];
         var detail = (string?)parts[1];
+        var third = (string?)parts[2];
+        var knownNetwork = (string?)parts[3] == "1";
+        // A source spraying many users is refused on every account except where that network is
+        // already known-good for the user: an attacker cannot lock real users out.
+        var networkThrottled = t.Enabled && network is not null && !knownNetwork && networkFailures >= t.PerNetwork;
         if (verdict == "allow" && detail is not null)
         {
-            return ValidationOutcome.Allow(owner, detail);
+            if (networkThrottled)
+            {
+                CountNetworkFailure(network, window);
+                return ValidationOutcome.Deny(DenyReason.Throttled, owner, detail);
+            }
+
+            return ValidationOutcome.Allow(owner, detail, third == "1");
         }
 
-        var id = parts.Length > 2 ? (string?)parts[2] : null;
+        var id = string.IsNullOrEmpty(third) ? null : third;
+        if (detail != "scope")
+        {
+            CountNetworkFailure(network, window);
+        }
+
         return detail switch
         {
+            _ when networkThrottled => ValidationOutcome.Deny(DenyReason.Throttled, owner),
             // The lookup is by keyed hash, so "no such credential" covers a wrong password, an
             // unknown user and a credential that expired out of Redis alike.
             "unknown" => ValidationOutcome.Deny(DenyReason.WrongPassword, owner),
+            "throttled" => ValidationOutcome.Deny(DenyReason.Throttled, owner),
             "revoked" => ValidationOutcome.Deny(DenyReason.Revoked, owner, id),
             "disabled" => ValidationOutcome.Deny(DenyReason.Disabled, owner, id),
             "expired" => ValidationOutcome.Deny(DenyReason.Expired, owner, id),
             "scope" => ValidationOutcome.Deny(DenyReason.ScopeNotAllowed, owner, id),
             _ => ValidationOutcome.Unavailable,
         };
+    }
+
+    /// <summary>Whether a source network is over its failure limit (for Dovecot's auth-policy hook, before any password is checked).</summary>
+    public async Task<bool> IsNetworkThrottledAsync(string? remoteIp, CancellationToken ct = default)
+    {
+        var t = throttling.Value;
+        var network = SourceNetwork.Of(remoteIp, t.IPv4Prefix, t.IPv6Prefix);
+        if (!t.Enabled || network is null)
+        {
+            return false;
+        }
+
+        var window = new Window(Now(), t.Window);
+        var rate = (string?)await Run(db => db.ScriptEvaluateAsync(
+            AppPasswordScripts.Network,
+            [keys.NetworkFailures(network, window.Current), keys.NetworkFailures(network, window.Current - 1)],
+            ["check", window.PreviousWeight, (long)t.Window.TotalMilliseconds]), ct);
+        return double.Parse(rate ?? "0", CultureInfo.InvariantCulture) >= t.PerNetwork;
+    }
+
+    /// <summary>Counts a failure against the source network, off the answer's path.</summary>
+    private void CountNetworkFailure(string? network, Window window)
+    {
+        var t = throttling.Value;
+        if (!t.Enabled || network is null)
+        {
+            return;
+        }
+
+        _ = Db.ScriptEvaluateAsync(
+            AppPasswordScripts.Network,
+            [keys.NetworkFailures(network, window.Current), keys.NetworkFailures(network, window.Current - 1)],
+            ["fail", window.PreviousWeight, (long)t.Window.TotalMilliseconds],
+            CommandFlags.FireAndForget);
+    }
+
+    /// <summary>
+    /// Sliding window approximated by two fixed buckets: the current count plus the previous
+    /// bucket's count weighted by how much of it still overlaps the window.
+    /// </summary>
+    private readonly record struct Window
+    {
+        public Window(DateTimeOffset now, TimeSpan length)
+        {
+            var ms = now.ToUnixTimeMilliseconds();
+            var len = (long)length.TotalMilliseconds;
+            Current = ms / len;
+            PreviousWeight = Math.Round(1 - ((double)(ms % len) / len), 4).ToString(CultureInfo.InvariantCulture);
+        }
+
+        public long Current { get; }
+
+        public string PreviousWeight { get; }
     }
 
     /// <summary>
@@ -318,7 +430,7 @@ public sealed partial class AppPasswordService(
             await db.PingAsync().WaitAsync(timeout, ct);
             foreach (var server in redis.GetServers())
             {
-                foreach (var script in (string[])[AppPasswordScripts.Validate, AppPasswordScripts.Issue, AppPasswordScripts.Renew, AppPasswordScripts.Revoke])
+                foreach (var script in (string[])[AppPasswordScripts.Validate, AppPasswordScripts.Network, AppPasswordScripts.Issue, AppPasswordScripts.Renew, AppPasswordScripts.Revoke])
                 {
                     await server.ScriptLoadAsync(script).WaitAsync(timeout, ct);
                 }

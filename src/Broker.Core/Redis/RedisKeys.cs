@@ -11,6 +11,8 @@ namespace Broker.Core.Redis;
 /// <c>{prefix}:{u:alice@example.com}:c:&lt;hmac&gt;</c> — one credential (HASH), TTL = expiry.
 /// <c>{prefix}:{u:…}:ids</c> — id → hmac (HASH) for listing and revoking without SCAN.
 /// <c>{prefix}:{u:…}:meta</c> — per-user flags: <c>nbf</c> (revoke-all watermark), <c>disabled</c>.
+/// <c>{prefix}:{u:…}:good</c>, <c>:f:…</c> — known-good networks and failure counters of the user.
+/// <c>{prefix}:{n:203.0.113.0/24}:f:&lt;bucket&gt;</c> — failures of a source network across users.
 /// </remarks>
 public sealed class RedisKeys(string prefix)
 {
@@ -21,6 +23,18 @@ public sealed class RedisKeys(string prefix)
     public string CredentialIds(string user) => $"{UserPrefix(user)}:ids";
 
     public string UserMeta(string user) => $"{UserPrefix(user)}:meta";
+
+    /// <summary>The user's networks where an app password recently succeeded (HASH network → ms).</summary>
+    public string KnownNetworks(string user) => $"{UserPrefix(user)}:good";
+
+    /// <summary>Failure counter of one user from one network in one window bucket.</summary>
+    public string UserNetworkFailures(string user, string network, long bucket) => $"{UserPrefix(user)}:f:n:{network}:{bucket}";
+
+    /// <summary>Failure counter of one user from any network in one window bucket.</summary>
+    public string UserFailures(string user, long bucket) => $"{UserPrefix(user)}:f:{bucket}";
+
+    /// <summary>Failure counter of one source network across users; its own slot, never in a script with user keys.</summary>
+    public string NetworkFailures(string network, long bucket) => $"{Prefix}:{{n:{network}}}:f:{bucket}";
 
     /// <summary>Caller API keys (sha256 → name); global, not per user.</summary>
     public string CallerKeys => $"{Prefix}:callers";

@@ -42,6 +42,11 @@ public sealed partial class LoginValidator(AppPasswordService appPasswords, Vali
         {
             case ValidationResult.Allowed:
                 Log.Allowed(logger, outcome.Username!, outcome.CredentialId!, attempt.Service, attempt.RemoteIp, attempt.Caller);
+                if (outcome.FirstUseFromNetwork)
+                {
+                    Log.FirstUseFromNetwork(logger, outcome.Username!, outcome.CredentialId!, attempt.RemoteIp);
+                }
+
                 break;
             case ValidationResult.Denied:
                 Log.Denied(logger, outcome.Username ?? "(malformed)", outcome.Reason!.Value, attempt.Service, attempt.RemoteIp, attempt.Caller);
@@ -64,6 +69,9 @@ public sealed partial class LoginValidator(AppPasswordService appPasswords, Vali
 
         [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Validation denied {Username}: {Reason}, service {Service} from {RemoteIp} via {Caller}")]
         public static partial void Denied(ILogger logger, string username, DenyReason reason, string? service, string? remoteIp, string? caller);
+
+        [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "First use of app password {CredentialId} of {Username} from a new network ({RemoteIp})")]
+        public static partial void FirstUseFromNetwork(ILogger logger, string username, string credentialId, string? remoteIp);
 
         [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Validation could not decide (store unavailable), service {Service} from {RemoteIp} via {Caller}")]
         public static partial void Unavailable(ILogger logger, string? service, string? remoteIp, string? caller);

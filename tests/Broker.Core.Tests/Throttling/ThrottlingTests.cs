@@ -1,0 +1,127 @@
+using Broker.Core.AppPasswords;
+using Broker.Testing;
+
+namespace Broker.Core.Tests.Throttling;
+
+/// <summary>Throttling against a real redis-server, with time driven by a fake clock (default limits).</summary>
+public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, IClassFixture<RedisFixture>
+{
+    protected override string RedisConfiguration => redis.Server.Configuration;
+
+    private static string Net() => $"10.{Random.Shared.Next(256)}.{Random.Shared.Next(256)}";
+
+    private static ValidationContext From(string network, int host = 5) => new("imap", $"{network}.{host}", null);
+
+    private async Task FailAsync(string user, string network, int times)
+    {
+        for (var i = 0; i < times; i++)
+        {
+            var outcome = await Store.ValidateAsync(user, AppPasswordFormat.Generate(), From(network, i % 250));
+            Assert.Equal(ValidationResult.Denied, outcome.Result);
+        }
+    }
+
+    [Fact]
+    public async Task UserAndNetwork_OverTheLimit_DeniesEvenTheRightPassword_OnlyFromThatNetwork()
+    {
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+        string attacker = Net(), home = Net();
+
+        await FailAsync(User, attacker, 10);
+
+        Assert.Equal(DenyReason.Throttled, (await Store.ValidateAsync(User, issued.Secret, From(attacker))).Reason);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home))).Result);
+    }
+
+    [Fact]
+    public async Task DistributedGuessing_ThrottlesUnknownNetworks_ButTheUsersKnownNetworkKeepsWorking()
+    {
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+        var home = Net();
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home))).Result);
+
+        // 30 failures spread over many networks (below each network's own limits).
+        for (var i = 0; i < 6; i++)
+        {
+            await FailAsync(User, Net(), 5);
+        }
+
+        Assert.Equal(DenyReason.Throttled, (await Store.ValidateAsync(User, issued.Secret, From(Net()))).Reason);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home, 99))).Result);
+    }
+
+    [Fact]
+    public async Task Spraying_OneSourceManyUsers_ThrottlesTheSource_ExceptWhereItIsAKnownNetwork()
+    {
+        var sprayer = Net();
+        var victim = $"victim-{Guid.NewGuid():N}";
+        var colleague = $"colleague-{Guid.NewGuid():N}";
+        var victimPassword = await Store.IssueAsync(victim, "A", ["imap"], null);
+        var colleaguePassword = await Store.IssueAsync(colleague, "A", ["imap"], null);
+        // The colleague works from the same network the sprayer uses (a shared NAT).
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(colleague, colleaguePassword.Secret, From(sprayer, 1))).Result);
+
+        for (var u = 0; u < 50; u++)
+        {
+            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(sprayer, 200));
+        }
+
+        // Fire-and-forget counters: wait until the source is seen as throttled.
+        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{sprayer}.200"); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.200"));
+        Assert.Equal(DenyReason.Throttled, (await Store.ValidateAsync(victim, victimPassword.Secret, From(sprayer, 7))).Reason);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(colleague, colleaguePassword.Secret, From(sprayer, 1))).Result);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(victim, victimPassword.Secret, From(Net()))).Result);
+    }
+
+    [Fact]
+    public async Task Throttling_EndsWhenTheWindowHasSlidPast()
+    {
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+        var attacker = Net();
+        await FailAsync(User, attacker, 10);
+        Assert.Equal(DenyReason.Throttled, (await Store.ValidateAsync(User, issued.Secret, From(attacker))).Reason);
+
+        Time.Advance(TimeSpan.FromMinutes(31));
+
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(attacker))).Result);
+    }
+
+    [Fact]
+    public async Task MalformedPasswords_CountAsFailures()
+    {
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+        var attacker = Net();
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(DenyReason.Malformed, (await Store.ValidateAsync(User, "Password" + i, From(attacker))).Reason);
+        }
+
+        DenyReason? reason = null;
+        for (var i = 0; i < 50 && reason != DenyReason.Throttled; i++)
+        {
+            await Task.Delay(20);
+            reason = (await Store.ValidateAsync(User, issued.Secret, From(attacker))).Reason;
+        }
+
+        Assert.Equal(DenyReason.Throttled, reason);
+    }
+
+    [Fact]
+    public async Task Success_ResetsTheUserAndNetworkCounter()
+    {
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+        var home = Net();
+
+        await FailAsync(User, home, 9);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home))).Result);
+        await FailAsync(User, home, 9);
+
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home))).Result);
+    }
+}

@@ -10,10 +10,13 @@ public sealed class RedisServer : IAsyncDisposable
 {
     private Process? _process;
 
-    private RedisServer(int port, string directory)
+    private readonly string _fsync;
+
+    private RedisServer(int port, string directory, string fsync)
     {
         Port = port;
         Directory = directory;
+        _fsync = fsync;
     }
 
     public int Port { get; }
@@ -25,11 +28,12 @@ public sealed class RedisServer : IAsyncDisposable
     /// <summary>A StackExchange.Redis connection string that fails fast, for tests that stop the server.</summary>
     public string Configuration => $"{Endpoint},connectTimeout=1000,abortConnect=false";
 
-    public static async Task<RedisServer> StartAsync()
+    /// <param name="appendFsync">Redis <c>appendfsync</c>: <c>always</c> (default here) or <c>everysec</c>.</param>
+    public static async Task<RedisServer> StartAsync(string appendFsync = "always")
     {
         var dir = Path.Combine(Path.GetTempPath(), "broker-redis-" + Guid.NewGuid().ToString("N")[..12]);
         System.IO.Directory.CreateDirectory(dir);
-        var server = new RedisServer(FreePort.Get(), dir);
+        var server = new RedisServer(FreePort.Get(), dir, appendFsync);
         await server.StartAgainAsync();
         return server;
     }
@@ -46,7 +50,7 @@ public sealed class RedisServer : IAsyncDisposable
         foreach (var arg in new[]
                  {
                      "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", Directory,
-                     "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+                     "--appendonly", "yes", "--appendfsync", _fsync, "--save", "", "--daemonize", "no", "--protected-mode", "yes",
                  })
         {
             psi.ArgumentList.Add(arg);

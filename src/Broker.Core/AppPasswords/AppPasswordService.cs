@@ -289,15 +289,6 @@ public sealed partial class AppPasswordService(
             network ?? string.Empty, window.PreviousWeight, t.PerUserAndNetwork, t.PerUser, (long)t.Window.TotalMilliseconds,
             (long)t.KnownNetworkLifetime.TotalMilliseconds, t.Enabled ? "1" : "0", MaxNetworksPerCredential,
         ];
-        if (hash is null)
-        {
-            // A string that is not an app password at all (the account password, a sprayed
-            // "Summer2024!") is denied without a look-up, but still counts as a failure.
-            _ = Db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs, CommandFlags.FireAndForget);
-            CountNetworkFailure(network, window);
-            return ValidationOutcome.Deny(DenyReason.Malformed, owner);
-        }
-
         RedisResult[] parts;
         double networkFailures = 0;
         try
@@ -317,7 +308,8 @@ public sealed partial class AppPasswordService(
         }
         catch (StoreUnavailableException)
         {
-            return ValidationOutcome.Unavailable;
+            // Not having the shape of an app password is a decided "no", store or not.
+            return hash is null ? ValidationOutcome.Deny(DenyReason.Malformed, owner) : ValidationOutcome.Unavailable;
         }
 
         if (parts.Length < 4)
@@ -356,6 +348,9 @@ public sealed partial class AppPasswordService(
             // unknown user and a credential that expired out of Redis alike.
             "unknown" => ValidationOutcome.Deny(DenyReason.WrongPassword, owner),
             "throttled" => ValidationOutcome.Deny(DenyReason.Throttled, owner),
+            // Not an app password at all (the account password, a sprayed "Summer2024!"): never
+            // looked up, but counted as a failure like any other.
+            "malformed" => ValidationOutcome.Deny(DenyReason.Malformed, owner),
             "revoked" => ValidationOutcome.Deny(DenyReason.Revoked, owner, id),
             "disabled" => ValidationOutcome.Deny(DenyReason.Disabled, owner, id),
             "expired" => ValidationOutcome.Deny(DenyReason.Expired, owner, id),

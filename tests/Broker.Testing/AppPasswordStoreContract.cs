@@ -42,17 +42,19 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
         var issued = await Store.IssueAsync(User, "Phone", ["imap"], null);
         AppPasswordFormat.TryCanonicalize(issued.Secret, out var canonical);
 
-        var server = Redis.GetServers().First();
-        await foreach (var key in server.KeysAsync(pattern: $"*{User}*"))
+        foreach (var server in Redis.GetServers())
         {
-            var dump = key.ToString();
-            if (await Redis.GetDatabase().KeyTypeAsync(key) == RedisType.Hash)
+            await foreach (var key in server.KeysAsync(pattern: $"*{User}*"))
             {
-                dump += string.Join('|', (await Redis.GetDatabase().HashGetAllAsync(key)).Select(e => $"{e.Name}={e.Value}"));
-            }
+                var dump = key.ToString();
+                if (await Redis.GetDatabase().KeyTypeAsync(key) == RedisType.Hash)
+                {
+                    dump += string.Join('|', (await Redis.GetDatabase().HashGetAllAsync(key)).Select(e => $"{e.Name}={e.Value}"));
+                }
 
-            Assert.DoesNotContain(canonical, dump, StringComparison.OrdinalIgnoreCase);
-            Assert.DoesNotContain(issued.Secret, dump, StringComparison.OrdinalIgnoreCase);
+                Assert.DoesNotContain(canonical, dump, StringComparison.OrdinalIgnoreCase);
+                Assert.DoesNotContain(issued.Secret, dump, StringComparison.OrdinalIgnoreCase);
+            }
         }
     }
 

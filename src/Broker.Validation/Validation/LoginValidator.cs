@@ -64,7 +64,7 @@ public sealed partial class LoginValidator(AppPasswordService appPasswords, Vali
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Validation allowed {Username} credential {CredentialId} service {Service} from {RemoteIp} via {Caller}")]
+        [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Validation allowed {Username} credential {CredentialId} service {Service} from {RemoteIp} via {Caller}")]
         public static partial void Allowed(ILogger logger, string username, string credentialId, string? service, string? remoteIp, string? caller);
 
         [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Validation denied {Username}: {Reason}, service {Service} from {RemoteIp} via {Caller}")]

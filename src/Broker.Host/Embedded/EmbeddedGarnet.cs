@@ -38,6 +38,13 @@ internal sealed class EmbeddedGarnet : IDisposable
             "--aof-commit-wait", "true",
             "--recover", "true",
             "--lua", "true",
+            // Sized for credentials, not a cache: Garnet's defaults reserve hundreds of MB.
+            // (AOF pages must be at least twice the log page; AOF memory twice the AOF page.)
+            "--memory", "256m",
+            "--page", "1m",
+            "--index", "8m",
+            "--aof-memory", "8m",
+            "--aof-page-size", "2m",
             "--lua-transaction-mode", "true",
         ];
         var server = new GarnetServer(args);

@@ -1,5 +1,6 @@
 using Broker.Gateway;
 using Broker.Host.Embedded;
+using Broker.Portal;
 using Broker.Validation;
 
 namespace Broker.Host.Roles;
@@ -22,10 +23,23 @@ internal static class BrokerHost
             return 2;
         }
 
-        using var embedded = StartEmbeddedStoreIfNeeded(config, options, out var overrides);
+        // A gateway alone holds no credentials; every other role needs the store.
+        var needsStore = roles.Any(r => r != "gateway");
+        var overrides = new Dictionary<string, string?>();
+        using var embedded = needsStore ? StartEmbeddedStoreIfNeeded(config, options, overrides) : null;
         if (roles.Contains("gateway") && roles.Contains("validation") && config.GetSection("Broker:Gateway:ValidationDestinations").GetChildren().Any() == false)
         {
             overrides["Broker:Gateway:ValidationDestinations:local"] = options.Urls["validation"];
+        }
+
+        if (roles.Contains("gateway") && roles.Contains("portal") && !config.GetSection("Broker:Gateway:PortalDestinations").GetChildren().Any())
+        {
+            overrides["Broker:Gateway:PortalDestinations:local"] = options.Urls["portal"];
+        }
+
+        if (roles.Contains("gateway") && roles.Contains("portal") && DefaultPortalOrigin(config, options) is { } origin)
+        {
+            overrides["Broker:Portal:PublicOrigin"] = origin;
         }
 
         var apps = new List<WebApplication>();
@@ -36,7 +50,8 @@ internal static class BrokerHost
 
         try
         {
-            foreach (var app in apps)
+            // The gateway last: its first health probes then find the other roles up.
+            foreach (var app in apps.OrderBy(a => a.Configuration["Broker:Role"] == "gateway"))
             {
                 await app.StartAsync(ct);
             }
@@ -78,9 +93,8 @@ internal static class BrokerHost
     }
 
     /// <summary>Starts Garnet when no Redis is configured and returns the settings every role needs to use it.</summary>
-    internal static EmbeddedGarnet? StartEmbeddedStoreIfNeeded(IConfiguration config, BrokerHostOptions options, out Dictionary<string, string?> overrides)
+    internal static EmbeddedGarnet? StartEmbeddedStoreIfNeeded(IConfiguration config, BrokerHostOptions options, Dictionary<string, string?> overrides)
     {
-        overrides = [];
         if (!string.IsNullOrWhiteSpace(config["Redis:Configuration"]))
         {
             return null;
@@ -92,6 +106,16 @@ internal static class BrokerHost
         AddEmbeddedSecrets(config, options, overrides);
         return garnet;
     }
+
+    /// <summary>
+    /// When Broker:Portal:PublicOrigin is not set: the gateway's URL, since browsers reach the portal
+    /// through it. Passkeys need a host name, so a loopback address becomes localhost.
+    /// </summary>
+    internal static string? DefaultPortalOrigin(IConfiguration config, BrokerHostOptions options) =>
+        string.IsNullOrWhiteSpace(config["Broker:Portal:PublicOrigin"])
+        && options.Urls.TryGetValue("gateway", out var url) && Uri.TryCreate(url, UriKind.Absolute, out var gateway)
+            ? $"{gateway.Scheme}://{(gateway.IsLoopback ? "localhost" : gateway.Host)}:{gateway.Port}"
+            : null;
 
     /// <summary>In embedded mode the pepper is generated into the data directory unless one is configured.</summary>
     internal static void AddEmbeddedSecrets(IConfiguration config, BrokerHostOptions options, Dictionary<string, string?> overrides)
@@ -122,6 +146,9 @@ internal static class BrokerHost
             case "validation":
                 builder.Services.AddBrokerValidation();
                 break;
+            case "portal":
+                builder.Services.AddBrokerPortal();
+                break;
         }
 
         var app = builder.Build();
@@ -132,6 +159,9 @@ internal static class BrokerHost
                 break;
             case "validation":
                 app.MapBrokerValidation();
+                break;
+            case "portal":
+                app.MapBrokerPortal();
                 break;
         }
 

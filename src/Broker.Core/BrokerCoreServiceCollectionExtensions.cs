@@ -1,4 +1,5 @@
 using Broker.Core.AppPasswords;
+using Broker.Core.Audit;
 using Broker.Core.Callers;
 using Broker.Core.Redis;
 using Broker.Core.Secrets;
@@ -50,6 +51,7 @@ public static class BrokerCoreServiceCollectionExtensions
         services.TryAddSingleton<AppPasswordHasher>();
         services.TryAddSingleton<AppPasswordService>();
         services.TryAddSingleton<CallerKeyStore>();
+        services.TryAddSingleton<AuditOutbox>();
         services.AddHostedService<CallerKeyRefresher>();
         services.AddHostedService<StoreWarmUp>();
         return services;

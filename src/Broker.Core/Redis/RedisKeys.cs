@@ -36,6 +36,9 @@ public sealed class RedisKeys(string prefix)
     /// <summary>Failure counter of one source network across users; its own slot, never in a script with user keys.</summary>
     public string NetworkFailures(string network, long bucket) => $"{Prefix}:{{n:{network}}}:f:{bucket}";
 
+    /// <summary>Audit events waiting for the portal to store them (LIST).</summary>
+    public string AuditOutbox => $"{Prefix}:audit:outbox";
+
     /// <summary>Caller API keys (sha256 → name); global, not per user.</summary>
     public string CallerKeys => $"{Prefix}:callers";
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Broker.Core.AppPasswords;
+using Broker.Core.Audit;
 using Broker.Validation.Telemetry;
 using Microsoft.Extensions.Logging;
 
@@ -21,7 +22,7 @@ public sealed record LoginAttempt(
 /// mechanisms, asks the credential store, records the metric and the reason (never the
 /// secret), and returns allow / deny / unavailable.
 /// </summary>
-public sealed partial class LoginValidator(AppPasswordService appPasswords, ValidationMetrics metrics, ILogger<LoginValidator> logger)
+public sealed partial class LoginValidator(AppPasswordService appPasswords, ValidationMetrics metrics, AuditOutbox audit, TimeProvider time, ILogger<LoginValidator> logger)
 {
     public async Task<ValidationOutcome> ValidateAsync(LoginAttempt attempt, string endpoint, CancellationToken ct)
     {
@@ -45,11 +46,19 @@ public sealed partial class LoginValidator(AppPasswordService appPasswords, Vali
                 if (outcome.FirstUseFromNetwork)
                 {
                     Log.FirstUseFromNetwork(logger, outcome.Username!, outcome.CredentialId!, attempt.RemoteIp);
+                    Audit(AuditKinds.FirstUseFromNetwork, outcome, attempt, $"app password {outcome.CredentialId}, service {attempt.Service}");
                 }
 
                 break;
             case ValidationResult.Denied:
                 Log.Denied(logger, outcome.Username ?? "(malformed)", outcome.Reason!.Value, attempt.Service, attempt.RemoteIp, attempt.Caller);
+                if (outcome.Username is not null)
+                {
+                    // Only attempts at a well-formed username reach the audit trail; garbage is in the metrics.
+                    Audit(outcome.Reason == DenyReason.Throttled ? AuditKinds.MailLoginThrottled : AuditKinds.MailLoginDenied, outcome, attempt,
+                        $"reason {outcome.Reason}, service {attempt.Service}{(outcome.CredentialId is null ? string.Empty : $", app password {outcome.CredentialId}")}");
+                }
+
                 break;
             default:
                 Log.Unavailable(logger, attempt.Service, attempt.RemoteIp, attempt.Caller);
@@ -58,6 +67,18 @@ public sealed partial class LoginValidator(AppPasswordService appPasswords, Vali
 
         return outcome;
     }
+
+    private void Audit(string kind, ValidationOutcome outcome, LoginAttempt attempt, string detail) =>
+        audit.Enqueue(new AuditEvent
+        {
+            At = time.GetUtcNow(),
+            Kind = kind,
+            Username = outcome.Username,
+            Detail = detail,
+            RemoteIp = attempt.RemoteIp,
+            Client = attempt.ClientId is { Length: > 200 } c ? c[..200] : attempt.ClientId,
+            Caller = attempt.Caller,
+        });
 
     internal static bool IsTokenMechanism(string? mech) =>
         mech is not null && (mech.Equals("XOAUTH2", StringComparison.OrdinalIgnoreCase) || mech.Equals("OAUTHBEARER", StringComparison.OrdinalIgnoreCase));

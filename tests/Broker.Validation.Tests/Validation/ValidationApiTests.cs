@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Broker.Core.AppPasswords;
 using Broker.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Validation.Tests.Validation;
 
@@ -96,6 +97,28 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
         AppPasswordFormat.TryCanonicalize(issued.Secret, out var canonical);
         Assert.DoesNotContain(_logs.Lines, l => l.Contains(issued.Secret, StringComparison.OrdinalIgnoreCase) || l.Contains(canonical, StringComparison.OrdinalIgnoreCase));
         Assert.DoesNotContain(_logs.Lines, l => l.Contains(BrokerApps.CallerKey, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task DeniesAndFirstUseFromANetwork_GoToTheAuditOutbox_WithoutSecrets()
+    {
+        var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
+        (await Validate(new { username = _user, password = issued.Secret, service = "imap", remoteIp = "198.51.100.9", clientId = "\"name\" \"Thunderbird\"" })).Dispose();
+        (await Validate(new { username = _user, password = issued.Secret, service = "pop3", remoteIp = "198.51.100.9" })).Dispose();
+
+        var outbox = _app.Services.GetRequiredService<Broker.Core.Audit.AuditOutbox>();
+        var events = new List<Broker.Core.Audit.AuditEvent>();
+        for (var i = 0; i < 50 && events.Count(e => e.Username == _user) < 2; i++)
+        {
+            events.AddRange(await outbox.DequeueAsync(1000));
+            await Task.Delay(20);
+        }
+
+        var mine = events.Where(e => e.Username == _user).ToList();
+        Assert.Contains(mine, e => e.Kind == "App password used from a new network" && e.RemoteIp == "198.51.100.9" && e.Client == "\"name\" \"Thunderbird\"" && e.Caller == "test");
+        Assert.Contains(mine, e => e.Kind == "Mail login denied" && e.Detail.Contains("ScopeNotAllowed", StringComparison.Ordinal));
+        AppPasswordFormat.TryCanonicalize(issued.Secret, out var canonical);
+        Assert.DoesNotContain(mine, e => e.Detail.Contains(canonical, StringComparison.OrdinalIgnoreCase) || e.Detail.Contains(issued.Secret, StringComparison.OrdinalIgnoreCase));
     }
 
     [Fact]

@@ -1,0 +1,87 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Broker.Core.Redis;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Broker.Core.Audit;
+
+/// <summary>A security event seen by a role that has no database (validation): who, what, when, from where. Never a secret.</summary>
+public sealed record AuditEvent
+{
+    public required DateTimeOffset At { get; init; }
+
+    public required string Kind { get; init; }
+
+    public string? Username { get; init; }
+
+    public string Detail { get; init; } = string.Empty;
+
+    public string? RemoteIp { get; init; }
+
+    public string? Client { get; init; }
+
+    /// <summary>The mail server (caller) that asked.</summary>
+    public string? Caller { get; init; }
+}
+
+/// <summary>Kinds of events recorded from the mail side.</summary>
+public static class AuditKinds
+{
+    public const string MailLoginDenied = "Mail login denied";
+    public const string MailLoginThrottled = "Mail login throttled";
+    public const string FirstUseFromNetwork = "App password used from a new network";
+}
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(AuditEvent))]
+internal sealed partial class AuditJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// Hands audit events from the validation hot path to the portal, which writes them to the
+/// database in batches. Enqueueing is fire-and-forget (no await on the login's path); the queue
+/// is a capped Redis list, so a portal that is down for long loses the oldest events, never
+/// blocks a login.
+/// </summary>
+public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys keys, ILogger<AuditOutbox> logger)
+{
+    /// <summary>Most events kept waiting for the portal.</summary>
+    public const int Capacity = 100_000;
+
+    public void Enqueue(AuditEvent e)
+    {
+        var json = JsonSerializer.Serialize(e, AuditJsonContext.Default.AuditEvent);
+        var db = redis.GetDatabase();
+        _ = db.ListLeftPushAsync(keys.AuditOutbox, json, flags: CommandFlags.FireAndForget);
+        _ = db.ListTrimAsync(keys.AuditOutbox, 0, Capacity - 1, CommandFlags.FireAndForget);
+    }
+
+    /// <summary>Takes up to <paramref name="max"/> of the oldest events off the queue.</summary>
+    public async Task<IReadOnlyList<AuditEvent>> DequeueAsync(int max, CancellationToken ct = default)
+    {
+        var values = await redis.GetDatabase().ListRightPopAsync(keys.AuditOutbox, max).WaitAsync(ct);
+        var events = new List<AuditEvent>(values.Length);
+        foreach (var v in values)
+        {
+            try
+            {
+                if (JsonSerializer.Deserialize((string)v!, AuditJsonContext.Default.AuditEvent) is { } e)
+                {
+                    events.Add(e);
+                }
+            }
+            catch (JsonException)
+            {
+                Log.Unreadable(logger);
+            }
+        }
+
+        return events;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Dropped an unreadable audit event from the queue")]
+        public static partial void Unreadable(ILogger logger);
+    }
+}

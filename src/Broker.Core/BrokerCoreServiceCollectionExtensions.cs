@@ -1,5 +1,6 @@
 using Broker.Core.AppPasswords;
 using Broker.Core.Audit;
+using Broker.Core.Notifications;
 using Broker.Core.Callers;
 using Broker.Core.Redis;
 using Broker.Core.Secrets;
@@ -54,6 +55,27 @@ public static class BrokerCoreServiceCollectionExtensions
         services.TryAddSingleton<AuditOutbox>();
         services.AddHostedService<CallerKeyRefresher>();
         services.AddHostedService<StoreWarmUp>();
+        return services;
+    }
+}
+
+/// <summary>Registration of the roles that own the database: audit pump and email notifications.</summary>
+public static class BrokerNotificationServiceCollectionExtensions
+{
+    /// <summary>
+    /// Drains the audit outbox into the registered <see cref="IAuditSink"/>s and mails users
+    /// about security events when <c>Broker:Notifications:Enabled</c> is set.
+    /// </summary>
+    public static IServiceCollection AddBrokerAuditAndNotifications(this IServiceCollection services)
+    {
+        services.AddOptions<NotificationOptions>().BindConfiguration(NotificationOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => !o.Enabled || (!string.IsNullOrWhiteSpace(o.SmtpHost) && MimeKit.MailboxAddress.TryParse(o.From, out _)), $"{NotificationOptions.SectionName}: with Enabled, SmtpHost and a valid From address are required.")
+            .ValidateOnStart();
+        services.TryAddSingleton<MailNotifier>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IAppPasswordEvents, MailNotifier>(sp => sp.GetRequiredService<MailNotifier>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IAuditSink, MailNotifier>(sp => sp.GetRequiredService<MailNotifier>()));
+        services.TryAddSingleton<AuditPump>();
+        services.AddHostedService(sp => sp.GetRequiredService<AuditPump>());
         return services;
     }
 }

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Broker.Core;
 using Broker.Gateway;
 using Broker.Host.Embedded;
 using Broker.Portal;
@@ -148,6 +150,9 @@ internal static class BrokerHost
                 break;
             case "portal":
                 builder.Services.AddBrokerPortal();
+                // The portal owns the database: it stores the mail side's audit events and sends notifications.
+                builder.Services.AddBrokerAuditAndNotifications();
+                builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<Broker.Core.Audit.IAuditSink, Broker.Portal.Activity.MailAuditSink>());
                 break;
         }
 

@@ -12,6 +12,12 @@ public sealed record AppPassword
     public DateTimeOffset? Revoked { get; init; }
     public LastUse? LastUsed { get; init; }
 
+    /// <summary>Source networks this app password has been used from (or approved for).</summary>
+    public IReadOnlyList<string> Networks { get; init; } = [];
+
+    /// <summary>Networks it was tried from that await the owner's approval.</summary>
+    public IReadOnlyList<string> PendingNetworks { get; init; } = [];
+
     public bool IsActive(DateTimeOffset now) => Revoked is null && Expires > now;
 }
 
@@ -51,6 +57,10 @@ public readonly record struct ValidationOutcome(ValidationResult Result, DenyRea
         new(ValidationResult.Denied, reason, username, id);
 
     public static ValidationOutcome Unavailable { get; } = new(ValidationResult.Unavailable, null, null, null);
+
+    /// <summary>The right app password from a network its owner has not approved yet: a temporary failure until they do.</summary>
+    public static ValidationOutcome Pending(string username, string id, bool newlyPending) =>
+        new(ValidationResult.ApprovalRequired, null, username, id) { FirstUseFromNetwork = newlyPending };
 }
 
 public enum ValidationResult
@@ -58,4 +68,5 @@ public enum ValidationResult
     Allowed,
     Denied,
     Unavailable,
+    ApprovalRequired,
 }

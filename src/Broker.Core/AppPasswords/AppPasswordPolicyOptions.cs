@@ -24,6 +24,13 @@ public sealed class AppPasswordPolicyOptions
     [Range(1, 1000)]
     public int MaximumPerUser { get; set; } = 50;
 
+    /// <summary>
+    /// Organisation default for new-network approval: when an app password is used from a network
+    /// it was never used from (or approved for), the login gets a temporary failure and the owner
+    /// is asked to approve in the portal. Users or admins can override it per user.
+    /// </summary>
+    public bool RequireApprovalForNewNetworks { get; set; }
+
     /// <summary>Longest display name.</summary>
     [Range(1, 200)]
     public int MaximumNameLength { get; set; } = 100;

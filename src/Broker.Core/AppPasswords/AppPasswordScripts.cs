@@ -11,8 +11,10 @@ internal static class AppPasswordScripts
     //       5 user failures (current), 6 (previous), 7 user's known-good networks.
     // ARGV: 1 scope ('' = count a failure only), 2 now(ms), 3 ip, 4 protocol, 5 client, 6 network ('' = unknown),
     //       7 weight of previous window, 8 limit user+network, 9 limit user, 10 window(ms),
-    //       11 known-network lifetime(ms), 12 throttling on ('1'), 13 most networks remembered per credential.
-    // Returns {verdict, reason-or-id, id-or-new-network-flag, known-network-flag}.
+    //       11 known-network lifetime(ms), 12 throttling on ('1'), 13 most networks remembered per credential,
+    //       14 new-network approval required by default ('1').
+    // Returns {verdict, reason-or-id, id-or-new-network-flag, known-network-flag}; verdict 'pending' when
+    // the credential is right but its use from this network awaits the owner's approval.
     // Throttle checks come before the credential is looked at; last use, known networks and
     // the networks a credential was seen on are updated only when every check passed.
     public const string Validate = """
@@ -44,7 +46,7 @@ internal static class AppPasswordScripts
         if ARGV[1] == '' then return fail('malformed') end
         local c = redis.call('HMGET', KEYS[1], 'id', 'scopes', 'exp', 'rev', 'created', 'nets')
         if not c[1] then return fail('unknown') end
-        local m = redis.call('HMGET', KEYS[2], 'nbf', 'disabled')
+        local m = redis.call('HMGET', KEYS[2], 'nbf', 'disabled', 'approve')
         if c[4] or (m[1] and tonumber(c[5]) < tonumber(m[1])) then return fail('revoked', c[1]) end
         if m[2] == '1' then return fail('disabled', c[1]) end
         if tonumber(c[3]) <= now then return fail('expired', c[1]) end
@@ -53,6 +55,14 @@ internal static class AppPasswordScripts
         if net ~= '' then
           local nets = c[6] or ''
           if not string.find(',' .. nets .. ',', ',' .. net .. ',', 1, true) then
+            if (m[3] or ARGV[14]) == '1' and nets ~= '' then
+              local pend = redis.call('HGET', KEYS[1], 'pend') or ''
+              if string.find(',' .. pend .. ',', ',' .. net .. ',', 1, true) then return {'pending', c[1], '0', kf} end
+              local _, pc = string.gsub(pend, ',', ',')
+              if pend == '' then pend = net elseif pc + 1 < tonumber(ARGV[13]) then pend = pend .. ',' .. net end
+              redis.call('HSET', KEYS[1], 'pend', pend)
+              return {'pending', c[1], '1', kf}
+            end
             fresh = '1'
             local _, count = string.gsub(nets, ',', ',')
             if nets == '' then nets = net elseif count + 1 < tonumber(ARGV[13]) then nets = nets .. ',' .. net end
@@ -78,11 +88,11 @@ internal static class AppPasswordScripts
         return tostring(r)
         """;
 
-    // KEYS: cred, ids. ARGV: id, hash, owner, name, scopes, created(ms), exp(ms), max-per-user.
+    // KEYS: cred, ids. ARGV: id, hash, owner, name, scopes, created(ms), exp(ms), max-per-user, approved networks.
     public const string Issue = """
         if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[8]) then return 'limit' end
         if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
-        redis.call('HSET', KEYS[1], 'id', ARGV[1], 'h', ARGV[2], 'owner', ARGV[3], 'name', ARGV[4], 'scopes', ARGV[5], 'created', ARGV[6], 'exp', ARGV[7])
+        redis.call('HSET', KEYS[1], 'id', ARGV[1], 'h', ARGV[2], 'owner', ARGV[3], 'name', ARGV[4], 'scopes', ARGV[5], 'created', ARGV[6], 'exp', ARGV[7], 'nets', ARGV[9])
         redis.call('PEXPIREAT', KEYS[1], ARGV[7])
         redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
         local ttl = redis.call('PTTL', KEYS[2])
@@ -102,6 +112,24 @@ internal static class AppPasswordScripts
         redis.call('PEXPIREAT', KEYS[1], ARGV[2])
         local ttl = redis.call('PTTL', KEYS[2])
         if ttl >= 0 and ttl < tonumber(ARGV[2]) - tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
+        return 'ok'
+        """;
+
+    // KEYS: cred. ARGV: id, network, most networks per credential.
+    // Moves a network from the pending list to the approved list.
+    public const string Approve = """
+        local c = redis.call('HMGET', KEYS[1], 'id', 'pend', 'nets', 'rev')
+        if c[1] ~= ARGV[1] or c[4] then return 'missing' end
+        local pend = ',' .. (c[2] or '') .. ','
+        local needle = ',' .. ARGV[2] .. ','
+        local from = string.find(pend, needle, 1, true)
+        if not from then return 'notpending' end
+        pend = string.sub(pend, 1, from) .. string.sub(pend, from + string.len(needle))
+        redis.call('HSET', KEYS[1], 'pend', string.sub(pend, 2, -2))
+        local nets = c[3] or ''
+        local _, count = string.gsub(nets, ',', ',')
+        if nets == '' then nets = ARGV[2] elseif count + 1 < tonumber(ARGV[3]) then nets = nets .. ',' .. ARGV[2] end
+        redis.call('HSET', KEYS[1], 'nets', nets)
         return 'ok'
         """;
 

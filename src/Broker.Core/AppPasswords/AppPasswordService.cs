@@ -39,7 +39,15 @@ public sealed partial class AppPasswordService(
     private IDatabase Db => redis.GetDatabase();
 
     /// <summary>Issues a new app password; the returned secret is never stored and cannot be shown again.</summary>
-    public async Task<IssuedAppPassword> IssueAsync(string user, string name, IEnumerable<string> scopes, TimeSpan? lifetime, CancellationToken ct = default)
+    public Task<IssuedAppPassword> IssueAsync(string user, string name, IEnumerable<string> scopes, TimeSpan? lifetime, CancellationToken ct = default) =>
+        IssueAsync(user, name, scopes, lifetime, approvedFromIp: null, ct);
+
+    /// <summary>
+    /// Issues a new app password. <paramref name="approvedFromIp"/> is the address the owner
+    /// created it from (the portal request): that network counts as approved, so new-network
+    /// approval does not stop the first login from the same place.
+    /// </summary>
+    public async Task<IssuedAppPassword> IssueAsync(string user, string name, IEnumerable<string> scopes, TimeSpan? lifetime, string? approvedFromIp, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
         name = (name ?? string.Empty).Trim();
@@ -73,7 +81,7 @@ public sealed partial class AppPasswordService(
         var result = (string?)await Run(db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Issue,
             [keys.Credential(owner, hash), keys.CredentialIds(owner)],
-            [record.Id, hash, owner, name, joinedScopes, ToMs(record.Created), ToMs(record.Expires), Policy.MaximumPerUser]), ct);
+            [record.Id, hash, owner, name, joinedScopes, ToMs(record.Created), ToMs(record.Expires), Policy.MaximumPerUser, NetworkOf(approvedFromIp) ?? string.Empty]), ct);
         if (result == "limit")
         {
             throw new AppPasswordException($"This account already has {Policy.MaximumPerUser} app passwords. Revoke unused ones first.");
@@ -288,6 +296,7 @@ public sealed partial class AppPasswordService(
             hash is null ? string.Empty : scope, ToMs(now), Clip(context.RemoteIp, MaxIpLength), Clip(context.Service, 32), Clip(context.ClientId, MaxClientIdLength),
             network ?? string.Empty, window.PreviousWeight, t.PerUserAndNetwork, t.PerUser, (long)t.Window.TotalMilliseconds,
             (long)t.KnownNetworkLifetime.TotalMilliseconds, t.Enabled ? "1" : "0", MaxNetworksPerCredential,
+            Policy.RequireApprovalForNewNetworks ? "1" : "0",
         ];
         RedisResult[] parts;
         double networkFailures = 0;
@@ -335,6 +344,11 @@ public sealed partial class AppPasswordService(
             return ValidationOutcome.Allow(owner, detail, third == "1");
         }
 
+        if (verdict == "pending" && detail is not null)
+        {
+            return networkThrottled ? ValidationOutcome.Deny(DenyReason.Throttled, owner, detail) : ValidationOutcome.Pending(owner, detail, third == "1");
+        }
+
         var id = string.IsNullOrEmpty(third) ? null : third;
         if (detail != "scope")
         {
@@ -359,6 +373,45 @@ public sealed partial class AppPasswordService(
         };
     }
 
+    /// <summary>Approves use of an app password from a network it was tried from. False when nothing was pending.</summary>
+    public async Task<bool> ApproveNetworkAsync(string user, string id, string network, CancellationToken ct = default)
+    {
+        var owner = NormalizeOwner(user);
+        var hash = await HashOf(owner, id, ct);
+        if (hash is null || network.Length > MaxIpLength)
+        {
+            return false;
+        }
+
+        var result = (string?)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.Approve, [keys.Credential(owner, hash)], [id, network, MaxNetworksPerCredential]), ct);
+        if (result == "ok")
+        {
+            Log.NetworkApproved(logger, id, owner, network);
+        }
+
+        return result == "ok";
+    }
+
+    /// <summary>
+    /// Sets whether new networks need approval for this user: true or false overrides the
+    /// organisation default (<see cref="AppPasswordPolicyOptions.RequireApprovalForNewNetworks"/>), null follows it.
+    /// </summary>
+    public Task SetNewNetworkApprovalAsync(string user, bool? required, CancellationToken ct = default)
+    {
+        var owner = NormalizeOwner(user);
+        return required is { } r
+            ? Run(db => db.HashSetAsync(keys.UserMeta(owner), "approve", r ? "1" : "0"), ct)
+            : Run(db => db.HashDeleteAsync(keys.UserMeta(owner), "approve"), ct);
+    }
+
+    /// <summary>Whether new networks need approval for this user (their own setting, else the organisation default).</summary>
+    public async Task<bool> RequiresNewNetworkApprovalAsync(string user, CancellationToken ct = default)
+    {
+        var owner = NormalizeOwner(user);
+        var value = await Run(db => db.HashGetAsync(keys.UserMeta(owner), "approve"), ct);
+        return value.IsNull ? Policy.RequireApprovalForNewNetworks : value == "1";
+    }
+
     /// <summary>Whether a source network is over its failure limit (for Dovecot's auth-policy hook, before any password is checked).</summary>
     public async Task<bool> IsNetworkThrottledAsync(string? remoteIp, CancellationToken ct = default)
     {
@@ -376,6 +429,8 @@ public sealed partial class AppPasswordService(
             ["check", window.PreviousWeight, (long)t.Window.TotalMilliseconds]), ct);
         return double.Parse(rate ?? "0", CultureInfo.InvariantCulture) >= t.PerNetwork;
     }
+
+    private string? NetworkOf(string? ip) => SourceNetwork.Of(ip, throttling.Value.IPv4Prefix, throttling.Value.IPv6Prefix);
 
     /// <summary>Counts a failure against the source network, off the answer's path.</summary>
     private void CountNetworkFailure(string? network, Window window)
@@ -553,6 +608,8 @@ public sealed partial class AppPasswordService(
             Expires = FromMs(exp),
             Revoked = f.TryGetValue("rev", out var rev) ? FromMs(rev) : null,
             LastUsed = lastUse,
+            Networks = f.GetValueOrDefault("nets").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
+            PendingNetworks = f.GetValueOrDefault("pend").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
         };
     }
 
@@ -571,6 +628,9 @@ public sealed partial class AppPasswordService(
 
         [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Revoked all ({Count}) app passwords of {Owner}")]
         public static partial void RevokedAll(ILogger logger, string owner, int count);
+
+        [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Approved network {Network} for app password {Id} of {Owner}")]
+        public static partial void NetworkApproved(ILogger logger, string id, string owner, string network);
 
         [LoggerMessage(EventId = 1006, Level = LogLevel.Error, Message = "App password event handler {Handler} failed")]
         public static partial void EventHandlerFailed(ILogger logger, string handler, Exception exception);

@@ -31,6 +31,7 @@ public static class AuditKinds
     public const string MailLoginDenied = "Mail login denied";
     public const string MailLoginThrottled = "Mail login throttled";
     public const string FirstUseFromNetwork = "App password used from a new network";
+    public const string ApprovalRequested = "New network awaiting approval";
 }
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

@@ -40,6 +40,17 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
 
             If this was not you, revoke the app password now{PortalLink("/AppPasswords")}.
             """, ct),
+        AuditKinds.ApprovalRequested when e.Username is not null => SendAsync(e.Username, "Approve a new network for your app password?",
+            $"""
+            One of your app passwords was just used from a network it has not been approved for, so the login was held.
+            When: {e.At:u}
+            From: {e.RemoteIp}
+            Client: {e.Client ?? "unknown"}
+            Details: {e.Detail}
+
+            If this was you, approve it{PortalLink("/AppPasswords")} (you will be asked for your passkey or authenticator code); the next login then succeeds.
+            If it was not you, deny it there: the app password is revoked at once.
+            """, ct),
         AuditKinds.MailLoginThrottled when e.Username is not null && FirstFailureNoticeIn(e.Username) => SendAsync(e.Username, "Repeated failed logins on your account",
             $"""
             Mail logins to your account failed repeatedly and Broker is now refusing them from {e.RemoteIp} (at {e.At:u}).

@@ -26,6 +26,7 @@ public sealed class ValidationMetrics : IDisposable
         {
             ValidationResult.Allowed => "allow",
             ValidationResult.Denied => "deny",
+            ValidationResult.ApprovalRequired => "pending",
             _ => "tempfail",
         });
         var reasonTag = new KeyValuePair<string, object?>("reason", reason?.ToString().ToLowerInvariant() ?? "none");

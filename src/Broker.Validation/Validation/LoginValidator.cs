@@ -60,6 +60,14 @@ public sealed partial class LoginValidator(AppPasswordService appPasswords, Vali
                 }
 
                 break;
+            case ValidationResult.ApprovalRequired:
+                Log.AwaitingApproval(logger, outcome.Username!, outcome.CredentialId!, attempt.RemoteIp);
+                if (outcome.FirstUseFromNetwork)
+                {
+                    Audit(AuditKinds.ApprovalRequested, outcome, attempt, $"app password {outcome.CredentialId}, service {attempt.Service}");
+                }
+
+                break;
             default:
                 Log.Unavailable(logger, attempt.Service, attempt.RemoteIp, attempt.Caller);
                 break;
@@ -93,6 +101,9 @@ public sealed partial class LoginValidator(AppPasswordService appPasswords, Vali
 
         [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "First use of app password {CredentialId} of {Username} from a new network ({RemoteIp})")]
         public static partial void FirstUseFromNetwork(ILogger logger, string username, string credentialId, string? remoteIp);
+
+        [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "App password {CredentialId} of {Username} used from {RemoteIp}, a network awaiting the owner's approval: temporary failure")]
+        public static partial void AwaitingApproval(ILogger logger, string username, string credentialId, string? remoteIp);
 
         [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Validation could not decide (store unavailable), service {Service} from {RemoteIp} via {Caller}")]
         public static partial void Unavailable(ILogger logger, string? service, string? remoteIp, string? caller);

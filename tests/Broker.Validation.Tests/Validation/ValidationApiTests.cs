@@ -122,6 +122,20 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
     }
 
     [Fact]
+    public async Task UnapprovedNetwork_Returns503TempFail_UntilApproved()
+    {
+        await _app.AppPasswords.SetNewNetworkApprovalAsync(_user, true);
+        var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null, approvedFromIp: "192.0.2.1");
+
+        using var held = await Validate(new { username = _user, password = issued.Secret, service = "imap", remoteIp = "203.0.113.5" });
+        await _app.AppPasswords.ApproveNetworkAsync(_user, issued.AppPassword.Id, "203.0.113.0/24");
+        using var approved = await Validate(new { username = _user, password = issued.Secret, service = "imap", remoteIp = "203.0.113.5" });
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, held.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
+    }
+
+    [Fact]
     public async Task MissingOrWrongCallerKey_Returns401()
     {
         using var anonymous = _app.CreateClient(withCallerKey: false);

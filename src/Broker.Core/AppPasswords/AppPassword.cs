@@ -15,6 +15,9 @@ public sealed record AppPassword
     /// <summary>Source networks this app password has been used from (or approved for).</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
 
+    /// <summary>Where it may be used from at all (empty: anywhere).</summary>
+    public IReadOnlyList<string> AllowedNetworks { get; init; } = [];
+
     /// <summary>Networks it was tried from that await the owner's approval.</summary>
     public IReadOnlyList<string> PendingNetworks { get; init; } = [];
 
@@ -42,6 +45,7 @@ public enum DenyReason
     ScopeNotAllowed,
     Throttled,
     UnsupportedMechanism,
+    NetworkNotAllowed,
 }
 
 /// <summary>Allow, deny (with an internal reason) or "could not decide" — never allow by default.</summary>

@@ -12,7 +12,7 @@ internal static class AppPasswordScripts
     // ARGV: 1 scope ('' = count a failure only), 2 now(ms), 3 ip, 4 protocol, 5 client, 6 network ('' = unknown),
     //       7 weight of previous window, 8 limit user+network, 9 limit user, 10 window(ms),
     //       11 known-network lifetime(ms), 12 throttling on ('1'), 13 most networks remembered per credential,
-    //       14 new-network approval required by default ('1').
+    //       14 new-network approval required by default ('1'), 15 every network containing the client (',a/n,…,').
     // Returns {verdict, reason-or-id, id-or-new-network-flag, known-network-flag}; verdict 'pending' when
     // the credential is right but its use from this network awaits the owner's approval.
     // Throttle checks come before the credential is looked at; last use, known networks and
@@ -51,6 +51,14 @@ internal static class AppPasswordScripts
         if m[2] == '1' then return fail('disabled', c[1]) end
         if tonumber(c[3]) <= now then return fail('expired', c[1]) end
         if not string.find(c[2], ',' .. ARGV[1] .. ',', 1, true) then return {'deny', 'scope', c[1], kf} end
+        local allow = redis.call('HGET', KEYS[1], 'allow')
+        if allow and allow ~= '' then
+          local inside = false
+          for cidr in string.gmatch(allow, '[^,]+') do
+            if string.find(ARGV[15], ',' .. cidr .. ',', 1, true) then inside = true break end
+          end
+          if not inside then return {'deny', 'network', c[1], kf} end
+        end
         local fresh = '0'
         if net ~= '' then
           local nets = c[6] or ''

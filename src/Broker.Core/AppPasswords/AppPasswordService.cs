@@ -296,7 +296,7 @@ public sealed partial class AppPasswordService(
             hash is null ? string.Empty : scope, ToMs(now), Clip(context.RemoteIp, MaxIpLength), Clip(context.Service, 32), Clip(context.ClientId, MaxClientIdLength),
             network ?? string.Empty, window.PreviousWeight, t.PerUserAndNetwork, t.PerUser, (long)t.Window.TotalMilliseconds,
             (long)t.KnownNetworkLifetime.TotalMilliseconds, t.Enabled ? "1" : "0", MaxNetworksPerCredential,
-            Policy.RequireApprovalForNewNetworks ? "1" : "0",
+            Policy.RequireApprovalForNewNetworks ? "1" : "0", SourceNetwork.Containing(context.RemoteIp) ?? ",",
         ];
         RedisResult[] parts;
         double networkFailures = 0;
@@ -350,7 +350,8 @@ public sealed partial class AppPasswordService(
         }
 
         var id = string.IsNullOrEmpty(third) ? null : third;
-        if (detail != "scope")
+        // The right secret used for the wrong protocol or from outside its allowed networks is not guessing.
+        if (detail is not "scope" and not "network")
         {
             CountNetworkFailure(network, window);
         }
@@ -369,6 +370,7 @@ public sealed partial class AppPasswordService(
             "disabled" => ValidationOutcome.Deny(DenyReason.Disabled, owner, id),
             "expired" => ValidationOutcome.Deny(DenyReason.Expired, owner, id),
             "scope" => ValidationOutcome.Deny(DenyReason.ScopeNotAllowed, owner, id),
+            "network" => ValidationOutcome.Deny(DenyReason.NetworkNotAllowed, owner, id),
             _ => ValidationOutcome.Unavailable,
         };
     }
@@ -390,6 +392,38 @@ public sealed partial class AppPasswordService(
         }
 
         return result == "ok";
+    }
+
+    /// <summary>
+    /// Limits where an app password may be used from (CIDRs or addresses; IPv6 prefixes in steps of
+    /// 4). An empty list removes the limit. Throws <see cref="AppPasswordException"/> for a bad entry.
+    /// </summary>
+    public async Task<AppPassword> SetAllowedNetworksAsync(string user, string id, IEnumerable<string> cidrs, CancellationToken ct = default)
+    {
+        var owner = NormalizeOwner(user);
+        var normalized = new List<string>();
+        foreach (var cidr in cidrs.Where(c => !string.IsNullOrWhiteSpace(c)))
+        {
+            normalized.Add(SourceNetwork.NormalizeCidr(cidr) ?? throw new AppPasswordException($"'{cidr}' is not an address or network (IPv6 prefixes must be a multiple of {SourceNetwork.IPv6PrefixStep})."));
+        }
+
+        if (normalized.Count > MaxNetworksPerCredential)
+        {
+            throw new AppPasswordException($"At most {MaxNetworksPerCredential} allowed networks.");
+        }
+
+        var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
+        var key = keys.Credential(owner, hash);
+        if (normalized.Count == 0)
+        {
+            await Run(db => db.HashDeleteAsync(key, "allow"), ct);
+        }
+        else
+        {
+            await Run(db => db.HashSetAsync(key, "allow", string.Join(',', normalized.Distinct())), ct);
+        }
+
+        return await GetAsync(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
     }
 
     /// <summary>
@@ -610,6 +644,7 @@ public sealed partial class AppPasswordService(
             LastUsed = lastUse,
             Networks = f.GetValueOrDefault("nets").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             PendingNetworks = f.GetValueOrDefault("pend").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
+            AllowedNetworks = f.GetValueOrDefault("allow").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
         };
     }
 

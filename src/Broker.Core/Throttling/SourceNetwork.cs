@@ -28,4 +28,64 @@ public static class SourceNetwork
 
         return $"{new IPAddress(bytes)}/{prefix}";
     }
+
+    /// <summary>IPv6 allow-list entries must have a prefix length divisible by this (keeps <see cref="Containing"/> short).</summary>
+    public const int IPv6PrefixStep = 4;
+
+    /// <summary>
+    /// Every network that contains <paramref name="address"/> — all IPv4 prefix lengths, IPv6 prefix
+    /// lengths in steps of 4 — as <c>,net/len,net/len,</c>. A normalised CIDR contains the address
+    /// exactly when it appears in this list, which lets a Lua script test an allow-list with
+    /// plain substring search.
+    /// </summary>
+    public static string? Containing(string? address)
+    {
+        if (string.IsNullOrEmpty(address) || !IPAddress.TryParse(address, out var ip))
+        {
+            return null;
+        }
+
+        if (ip.IsIPv4MappedToIPv6)
+        {
+            ip = ip.MapToIPv4();
+        }
+
+        var v4 = ip.AddressFamily == AddressFamily.InterNetwork;
+        var max = v4 ? 32 : 128;
+        var step = v4 ? 1 : IPv6PrefixStep;
+        var sb = new System.Text.StringBuilder(",");
+        for (var prefix = 0; prefix <= max; prefix += step)
+        {
+            sb.Append(Of(ip.ToString(), prefix, prefix)).Append(',');
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>Parses and normalises (masks) a CIDR or single address for an allow-list; null when invalid.</summary>
+    public static string? NormalizeCidr(string value)
+    {
+        value = value.Trim();
+        var slash = value.IndexOf('/', StringComparison.Ordinal);
+        var addressPart = slash < 0 ? value : value[..slash];
+        if (!IPAddress.TryParse(addressPart, out var ip))
+        {
+            return null;
+        }
+
+        var v4 = ip.AddressFamily == AddressFamily.InterNetwork || ip.IsIPv4MappedToIPv6;
+        var max = v4 ? 32 : 128;
+        var prefix = max;
+        if (slash >= 0 && (!int.TryParse(value[(slash + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out prefix) || prefix > max))
+        {
+            return null;
+        }
+
+        if (!v4 && prefix % IPv6PrefixStep != 0)
+        {
+            return null;
+        }
+
+        return Of(addressPart, prefix, prefix);
+    }
 }

@@ -82,3 +82,36 @@ public sealed class NewNetworkApprovalTests(RedisFixture redis) : AppPasswordSto
         Assert.False(await Store.RequiresNewNetworkApprovalAsync(User));
     }
 }
+
+/// <summary>Per-app-password allowed networks against a real redis-server.</summary>
+public sealed class AllowedNetworksTests(RedisFixture redis) : AppPasswordStoreBase, IClassFixture<RedisFixture>
+{
+    protected override string RedisConfiguration => redis.Server.Configuration;
+
+    [Fact]
+    public async Task AllowedNetworks_LimitWhereTheAppPasswordWorks_UntilCleared()
+    {
+        var issued = await Store.IssueAsync(User, "Office PC", ["imap"], null);
+
+        var limited = await Store.SetAllowedNetworksAsync(User, issued.AppPassword.Id, ["10.20.0.0/16", "2001:db8::/32"]);
+
+        Assert.Equal(["10.20.0.0/16", "2001:db8::/32"], limited.AllowedNetworks);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, new("imap", "10.20.7.7", null))).Result);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, new("imap", "2001:db8:5::1", null))).Result);
+        Assert.Equal(DenyReason.NetworkNotAllowed, (await Store.ValidateAsync(User, issued.Secret, new("imap", "10.21.0.1", null))).Reason);
+        Assert.Equal(DenyReason.NetworkNotAllowed, (await Store.ValidateAsync(User, issued.Secret, new("imap", null, null))).Reason);
+
+        await Store.SetAllowedNetworksAsync(User, issued.AppPassword.Id, []);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, new("imap", "10.21.0.1", null))).Result);
+    }
+
+    [Fact]
+    public async Task AllowedNetworks_BadEntry_IsRefusedWithAReason()
+    {
+        var issued = await Store.IssueAsync(User, "Office PC", ["imap"], null);
+
+        var ex = await Assert.ThrowsAsync<AppPasswordException>(() => Store.SetAllowedNetworksAsync(User, issued.AppPassword.Id, ["10.0.0.0/40"]));
+
+        Assert.Contains("10.0.0.0/40", ex.Message, StringComparison.Ordinal);
+    }
+}

@@ -91,6 +91,8 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
     [InlineData("app-password issue --user u --name x --scopes imap --lifetime soon", "is not a lifetime")]
     [InlineData("app-password frobnicate", "unknown command")]
     [InlineData("user disable", "USER is required")]
+    [InlineData("app-password allow-networks --user u --id x --networks 10.0.0.0/99", "is not an address or network")]
+    [InlineData("user new-network-approval u maybe", "is not on, off or default")]
     public async Task Cli_BadInput_GetsAClearMessageAndNonZeroExit(string command, string message)
     {
         var (code, output) = await BrokerProcess.RunAsync([.. Shared, .. command.Split(' ')]);

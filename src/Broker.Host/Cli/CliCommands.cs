@@ -3,6 +3,7 @@ using Broker.Core;
 using Broker.Core.AppPasswords;
 using Broker.Core.Callers;
 using Broker.Host.Roles;
+using Broker.Portal;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -23,12 +24,14 @@ internal static class CliCommands
           broker app-password list --user U
           broker app-password renew --user U --id ID [--lifetime 30d]
           broker app-password revoke --user U --id ID | app-password revoke-all --user U
+          broker app-password allow-networks --user U --id ID --networks 10.0.0.0/8,2001:db8::/32   (empty: anywhere)
+          broker app-password approve-network --user U --id ID --network 203.0.113.0/24
           broker user disable U | user enable U
+          broker user new-network-approval U on|off|default
+          broker user create U | user create-admin U   portal account + one-time enrollment link
+          broker user enrollment-link U                 new enrollment link (forgotten password)
         lifetimes: 90m, 12h, 30d or a TimeSpan (1.00:00:00)
         """;
-
-    public static bool IsCommand(string[] args) =>
-        args.Length > 0 && args[0] is "apikey" or "app-password" or "user" or "help" or "--help" or "-h";
 
     public static async Task<int> RunAsync(string[] args, IConfiguration config, CancellationToken ct)
     {
@@ -54,8 +57,16 @@ internal static class CliCommands
                 ("app-password", "renew") => await Renew(services, flags, ct),
                 ("app-password", "revoke") => await Revoke(services, Flag(flags, "user"), Flag(flags, "id"), ct),
                 ("app-password", "revoke-all") => Print($"revoked {await services.GetRequiredService<AppPasswordService>().RevokeAllAsync(Flag(flags, "user"), ct)} app password(s)"),
+                ("app-password", "allow-networks") => await AllowNetworks(services, flags, ct),
+                ("app-password", "approve-network") => await services.GetRequiredService<AppPasswordService>().ApproveNetworkAsync(Flag(flags, "user"), Flag(flags, "id"), Flag(flags, "network"), ct)
+                    ? Print($"approved {flags["network"]} for {flags["id"]}")
+                    : Fail($"nothing pending for {flags["network"]} on {flags["id"]}", 1),
+                ("user", "new-network-approval") => await NewNetworkApproval(services, Required(positional, 0, "USER"), Required(positional, 1, "on|off|default"), ct),
                 ("user", "disable") => await SetDisabled(services, Required(positional, 0, "USER"), true, ct),
                 ("user", "enable") => await SetDisabled(services, Required(positional, 0, "USER"), false, ct),
+                ("user", "create") => await UserCreate(services, Required(positional, 0, "USER"), false, ct),
+                ("user", "create-admin") => await UserCreate(services, Required(positional, 0, "USER"), true, ct),
+                ("user", "enrollment-link") => await EnrollmentLink(services, Required(positional, 0, "USER"), ct),
                 _ => Fail($"unknown command '{string.Join(' ', args.Take(2))}'.\n{Usage}", 2),
             };
         }
@@ -64,6 +75,10 @@ internal static class CliCommands
             return Fail($"{ex.Message}\n{Usage}", 2);
         }
         catch (AppPasswordException ex)
+        {
+            return Fail(ex.Message, 1);
+        }
+        catch (Broker.Portal.Accounts.AccountException ex)
         {
             return Fail(ex.Message, 1);
         }
@@ -80,7 +95,8 @@ internal static class CliCommands
     private static ServiceProvider BuildServices(IConfiguration config)
     {
         var options = config.GetSection(BrokerHostOptions.SectionName).Get<BrokerHostOptions>() ?? new BrokerHostOptions();
-        var overrides = new Dictionary<string, string?>();
+        // A person is waiting, not a mail server: allow a cold connection more time than a login gets.
+        var overrides = new Dictionary<string, string?> { ["Redis:OperationTimeout"] = config["Redis:OperationTimeout"] ?? "00:00:10" };
         if (string.IsNullOrWhiteSpace(config["Redis:Configuration"]))
         {
             // The running embedded host owns Garnet; reach it on loopback and reuse its pepper file.
@@ -91,11 +107,18 @@ internal static class CliCommands
             }
         }
 
+        if (BrokerHost.DefaultPortalOrigin(config, options) is { } origin)
+        {
+            overrides["Broker:Portal:PublicOrigin"] = origin;
+        }
+
         var merged = new ConfigurationBuilder().AddConfiguration(config).AddInMemoryCollection(overrides).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(merged);
         services.AddLogging(l => l.AddConfiguration(merged.GetSection("Logging")).AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
         services.AddBrokerCore();
+        // Portal accounts (user create) use the same database settings as the portal role.
+        services.AddBrokerPortal();
         return services.BuildServiceProvider();
     }
 
@@ -144,6 +167,10 @@ internal static class CliCommands
             var status = ap.Revoked is not null ? "revoked" : ap.Expires <= DateTimeOffset.UtcNow ? "expired" : "active";
             var last = ap.LastUsed is { } lu ? $"{lu.At:u} {lu.RemoteIp} {lu.Protocol} {lu.ClientId}" : "never";
             Console.WriteLine($"{ap.Id}\t{ap.Name}\t{string.Join(",", ap.Scopes)}\t{ap.Created:u}\t{ap.Expires:u}\t{status}\t{last}");
+            if (ap.Networks.Count + ap.PendingNetworks.Count + ap.AllowedNetworks.Count > 0)
+            {
+                Console.WriteLine($"\tnetworks: {string.Join(", ", ap.Networks)}; awaiting approval: {string.Join(", ", ap.PendingNetworks)}; allowed only: {string.Join(", ", ap.AllowedNetworks)}");
+            }
         }
 
         return 0;
@@ -163,7 +190,44 @@ internal static class CliCommands
     private static async Task<int> SetDisabled(IServiceProvider sp, string user, bool disabled, CancellationToken ct)
     {
         await sp.GetRequiredService<AppPasswordService>().SetDisabledAsync(user, disabled, ct);
-        return Print(disabled ? $"disabled {user} for mail login and revoked their app passwords" : $"enabled {user}");
+        // The portal account too, so a disabled person cannot sign in and mint new app passwords.
+        var portal = await Broker.Portal.Accounts.PortalCommands.SetPortalDisabledAsync(sp, user, disabled, ct);
+        return Print((disabled ? $"disabled {user} for mail login and revoked their app passwords" : $"enabled {user}")
+            + (portal ? " (portal account too)" : " (no portal account)"));
+    }
+
+    private static async Task<int> UserCreate(IServiceProvider sp, string user, bool admin, CancellationToken ct)
+    {
+        var (name, link, expires) = await Broker.Portal.Accounts.PortalCommands.CreateUserAsync(sp, user, admin, ct);
+        Console.WriteLine($"created {(admin ? "administrator" : "user")} {name}");
+        Console.WriteLine($"one-time enrollment link (valid until {expires:u}): {link}");
+        return 0;
+    }
+
+    private static async Task<int> EnrollmentLink(IServiceProvider sp, string user, CancellationToken ct) =>
+        await Broker.Portal.Accounts.PortalCommands.NewEnrollmentLinkAsync(sp, user, ct) is { } link
+            ? Print($"one-time enrollment link: {link}")
+            : Fail($"no portal account named '{user}'", 1);
+
+    private static async Task<int> AllowNetworks(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
+    {
+        var networks = flags.TryGetValue("networks", out var n) ? n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+        var ap = await sp.GetRequiredService<AppPasswordService>().SetAllowedNetworksAsync(Flag(flags, "user"), Flag(flags, "id"), networks, ct);
+        return Print(ap.AllowedNetworks.Count == 0 ? $"{ap.Id} may be used from anywhere" : $"{ap.Id} may be used only from {string.Join(", ", ap.AllowedNetworks)}");
+    }
+
+    private static async Task<int> NewNetworkApproval(IServiceProvider sp, string user, string mode, CancellationToken ct)
+    {
+        bool? required = mode switch
+        {
+            "on" => true,
+            "off" => false,
+            "default" => null,
+            _ => throw new UsageException($"'{mode}' is not on, off or default."),
+        };
+        var store = sp.GetRequiredService<AppPasswordService>();
+        await store.SetNewNetworkApprovalAsync(user, required, ct);
+        return Print($"new-network approval for {user}: {(await store.RequiresNewNetworkApprovalAsync(user, ct) ? "required" : "not required")}{(required is null ? " (organisation default)" : string.Empty)}");
     }
 
     internal static TimeSpan ParseLifetime(string value)

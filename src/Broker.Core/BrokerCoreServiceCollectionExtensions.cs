@@ -74,6 +74,8 @@ public static class BrokerNotificationServiceCollectionExtensions
         services.TryAddSingleton<MailNotifier>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAppPasswordEvents, MailNotifier>(sp => sp.GetRequiredService<MailNotifier>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAuditSink, MailNotifier>(sp => sp.GetRequiredService<MailNotifier>()));
+        services.TryAddSingleton<ExpiryReminder>();
+        services.AddHostedService(sp => sp.GetRequiredService<ExpiryReminder>());
         services.TryAddSingleton<AuditPump>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditPump>());
         return services;

@@ -93,6 +93,8 @@ public sealed partial class AppPasswordService(
             throw new AppPasswordException("Could not issue an app password; try again.");
         }
 
+        // Another slot than the user's keys: a separate command, not part of the atomic issue.
+        _ = Db.SetAddAsync(keys.Owners, owner, CommandFlags.FireAndForget);
         Log.Issued(logger, record.Id, owner, scopeList, record.Expires);
         await Notify(e => e.IssuedAsync(record, ct));
         return new IssuedAppPassword(record, secret);
@@ -444,6 +446,25 @@ public sealed partial class AppPasswordService(
         var owner = NormalizeOwner(user);
         var value = await Run(db => db.HashGetAsync(keys.UserMeta(owner), "approve"), ct);
         return value.IsNull ? Policy.RequireApprovalForNewNetworks : value == "1";
+    }
+
+    /// <summary>
+    /// Marks an app password as reminded about its expiry. Returns false when it already was, so
+    /// that several portal instances running the reminder send one message.
+    /// </summary>
+    public async Task<bool> MarkExpiryReminderSentAsync(string owner, string id, CancellationToken ct = default)
+    {
+        var hash = await HashOf(owner, id, ct);
+        return hash is not null && await Run(db => db.HashSetAsync(keys.Credential(owner, hash), "warned", ToMs(Now()), When.NotExists), ct);
+    }
+
+    /// <summary>Owners that have been issued app passwords, in pages (SSCAN of one set, not a keyspace scan).</summary>
+    public async IAsyncEnumerable<string> OwnersAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await foreach (var owner in Db.SetScanAsync(keys.Owners, pageSize: 500).WithCancellation(ct))
+        {
+            yield return owner!;
+        }
     }
 
     /// <summary>Whether a source network is over its failure limit (for Dovecot's auth-policy hook, before any password is checked).</summary>

@@ -33,6 +33,9 @@ public sealed class NotificationOptions
     /// <summary>Public address of the portal, for links in messages.</summary>
     public string? PortalUrl { get; set; }
 
+    /// <summary>How long before expiry an app password's owner is reminded.</summary>
+    public TimeSpan ExpiryWarning { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>Repeated failures on an account: at most one message per user per this interval.</summary>
     public TimeSpan FailureNoticeInterval { get; set; } = TimeSpan.FromHours(6);
 }

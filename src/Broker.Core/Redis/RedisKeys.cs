@@ -36,6 +36,9 @@ public sealed class RedisKeys(string prefix)
     /// <summary>Failure counter of one source network across users; its own slot, never in a script with user keys.</summary>
     public string NetworkFailures(string network, long bucket) => $"{Prefix}:{{n:{network}}}:f:{bucket}";
 
+    /// <summary>Every owner that has been issued an app password (SET), for periodic jobs that must not SCAN.</summary>
+    public string Owners => $"{Prefix}:owners";
+
     /// <summary>Audit events waiting for the portal to store them (LIST).</summary>
     public string AuditOutbox => $"{Prefix}:audit:outbox";
 

@@ -36,6 +36,13 @@ public sealed class PortalOptions
 
     public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(15);
 
+    /// <summary>
+    /// Sign-in form posts (password, code, recovery code, enrollment) one client address may send per
+    /// minute; more get 429. Complements the per-account lockout against spraying many accounts.
+    /// </summary>
+    [Range(5, 10_000)]
+    public int SignInPostsPerMinute { get; set; } = 30;
+
     /// <summary>Minimum password length for portal accounts.</summary>
     [Range(8, 128)]
     public int MinimumPasswordLength { get; set; } = 12;

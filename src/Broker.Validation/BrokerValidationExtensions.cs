@@ -1,6 +1,7 @@
 using Broker.Core;
 using Broker.Core.Hosting;
 using Broker.Validation.Health;
+using Broker.Validation.MailServers;
 using Broker.Validation.Telemetry;
 using Broker.Validation.Validation;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -22,6 +23,7 @@ public static class BrokerValidationExtensions
         services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: ["ready"]);
         services.AddBrokerTelemetry();
         services.AddBrokerTrustedProxies();
+        services.AddBrokerMailServers();
         return services;
     }
 
@@ -39,6 +41,7 @@ public static class BrokerValidationExtensions
     {
         app.UseForwardedHeaders();
         app.MapValidationApi();
+        app.MapMailServerApis();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.MapPrometheusScrapingEndpoint("/metrics");

@@ -3,6 +3,7 @@ using Broker.Core;
 using Broker.Core.AppPasswords;
 using Broker.Core.Callers;
 using Broker.Host.Roles;
+using Broker.Validation.MailServers;
 using Broker.Portal;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -117,6 +118,8 @@ internal static class CliCommands
         services.AddSingleton<IConfiguration>(merged);
         services.AddLogging(l => l.AddConfiguration(merged.GetSection("Logging")).AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
         services.AddBrokerCore();
+        // Revocations from the command line end open IMAP sessions like the portal's do.
+        services.AddBrokerDoveadmKick();
         // Portal accounts (user create) use the same database settings as the portal role.
         services.AddBrokerPortal();
         return services.BuildServiceProvider();

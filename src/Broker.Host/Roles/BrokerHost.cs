@@ -4,6 +4,7 @@ using Broker.Gateway;
 using Broker.Host.Embedded;
 using Broker.Portal;
 using Broker.Validation;
+using Broker.Validation.MailServers;
 
 namespace Broker.Host.Roles;
 
@@ -133,6 +134,8 @@ internal static class BrokerHost
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(BrokerHost).Assembly.GetName().Name, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(overrides);
         builder.Configuration.AddInMemoryCollection([new("Broker:Role", role)]);
+        // The slim builder leaves out HTTPS configuration from Kestrel:Endpoints; TLS between Dovecot and Broker needs it.
+        builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.UseUrls(options.Urls.TryGetValue(role, out var url) ? url : throw new InvalidOperationException($"Broker:Urls:{role} is not set."));
         builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(k =>
         {
@@ -152,6 +155,8 @@ internal static class BrokerHost
                 builder.Services.AddBrokerPortal();
                 // The portal owns the database: it stores the mail side's audit events and sends notifications.
                 builder.Services.AddBrokerAuditAndNotifications();
+                // Revocations in the portal end open IMAP sessions too.
+                builder.Services.AddBrokerDoveadmKick();
                 builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<Broker.Core.Audit.IAuditSink, Broker.Portal.Activity.MailAuditSink>());
                 break;
         }

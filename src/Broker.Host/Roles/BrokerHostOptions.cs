@@ -5,7 +5,7 @@ public sealed class BrokerHostOptions
 {
     public const string SectionName = "Broker";
 
-    /// <summary>Comma-separated roles: <c>gateway</c>, <c>validation</c>, or <c>all</c> (default).</summary>
+    /// <summary>Comma-separated roles: <c>gateway</c>, <c>validation</c>, <c>portal</c>, or <c>all</c> (default).</summary>
     public string Roles { get; set; } = "all";
 
     /// <summary>Where the embedded store and generated secrets live. Relative paths are from the working directory.</summary>
@@ -16,6 +16,7 @@ public sealed class BrokerHostOptions
     {
         ["gateway"] = "http://127.0.0.1:5080",
         ["validation"] = "http://127.0.0.1:5081",
+        ["portal"] = "http://127.0.0.1:5082",
     };
 
     /// <summary>Loopback port of the embedded Garnet when <c>Redis:Configuration</c> is empty.</summary>
@@ -32,5 +33,5 @@ public sealed class BrokerHostOptions
         return set;
     }
 
-    public static IReadOnlyList<string> KnownRoles { get; } = ["gateway", "validation"];
+    public static IReadOnlyList<string> KnownRoles { get; } = ["gateway", "validation", "portal"];
 }

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Identity;
 namespace Broker.Portal.Data;
 
 /// <summary>
-/// A portal account. <see cref="IdentityUser.UserName"/> is always the normalised username
+/// A portal account. <c>UserName</c> is always the normalised username
 /// (<see cref="Broker.Core.Users.Username"/>), so it equals the owner of the user's app passwords.
 /// </summary>
 public sealed class PortalUser : IdentityUser

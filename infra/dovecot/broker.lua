@@ -1,0 +1,103 @@
+-- Broker passdb for Dovecot 2.3 (driver = lua, blocking = yes).
+--
+-- Sends every plaintext login (user, app password and the full context) to Broker's validation
+-- API through the gateway and maps the answer:
+--   allow (200)            -> PASSDB_RESULT_OK, logged in as Broker's canonical username
+--   deny  (403)            -> PASSDB_RESULT_PASSWORD_MISMATCH (client: "Authentication failed")
+--   anything else          -> PASSDB_RESULT_INTERNAL_FAILURE (client: "[UNAVAILABLE] Temporary
+--                             authentication failure"), so mail clients retry later instead of
+--                             asking the user for a new password: unreachable, timeout (9008),
+--                             refused or untrusted TLS (9003), 5xx, unexpected replies.
+--
+-- Install: copy to /etc/dovecot/broker.lua (readable by root only: it holds the API key),
+-- edit the three settings below, enable conf.d/90-broker.conf. Needs dovecot-auth-lua and lua-cjson.
+
+-- ---- settings -------------------------------------------------------------------------------
+-- Broker gateway URL. Use https:// in production; Dovecot checks the certificate against
+-- ssl_client_ca_file (see docs/dovecot.md).
+local BROKER_URL = "http://127.0.0.1:5080/v1/validate"
+-- This mail server's caller key (`broker apikey create dovecot-1`).
+local BROKER_API_KEY = "CHANGE-ME-broker-caller-key"
+-- Absolute time limit of one check, in milliseconds. Dovecot's own login timeout is longer;
+-- past this the login is a temporary failure, never a success.
+local TIMEOUT_MSECS = 2500
+-- ---------------------------------------------------------------------------------------------
+
+local json = require("cjson")
+local http_client = nil
+
+function script_init()
+  http_client = dovecot.http.client({
+    -- Dovecot 2.3's Lua HTTP client silently ignores unknown keys (a plain "timeout" does nothing:
+    -- a hung Broker then holds the login for Dovecot's 60 s default). With one attempt,
+    -- request_timeout_msecs bounds the whole wait; connect_timeout defaults to it.
+    request_timeout_msecs = TIMEOUT_MSECS,
+    request_absolute_timeout_msecs = TIMEOUT_MSECS,
+    -- One attempt: a retry would double the time a login can hang, and Broker is load-balanced anyway.
+    max_attempts = 1,
+    user_agent = "dovecot-broker-passdb/1",
+  })
+  return 0
+end
+
+function script_deinit()
+end
+
+-- A context value, or nil when Dovecot has none (e.g. Postfix SASL lookups carry no session).
+local function ctx(req, name)
+  local v = req:var_expand("%{" .. name .. "}")
+  if v == nil or v == "" then
+    return nil
+  end
+  return v
+end
+
+local function port(req, name)
+  local v = tonumber(req:var_expand("%{" .. name .. "}"))
+  if v == nil or v <= 0 then
+    return nil
+  end
+  return v
+end
+
+function auth_password_verify(req, pass)
+  -- Broker would deny these too; answering here spares a round trip and keeps absurd input off the wire.
+  if pass == nil or pass == "" or #pass > 512 or req.user == nil or #req.user > 512 then
+    return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "broker: empty or oversized credentials"
+  end
+
+  local body = json.encode({
+    username = req.user,
+    password = pass,
+    service = ctx(req, "service"),
+    remoteIp = ctx(req, "rip"),
+    remotePort = port(req, "rport"),
+    localIp = ctx(req, "lip"),
+    localPort = port(req, "lport"),
+    session = ctx(req, "session"),
+    secured = ctx(req, "secured"),
+    mech = ctx(req, "mech"),
+    -- Raw IMAP ID list; needs imap_id_retain = yes.
+    clientId = ctx(req, "client_id"),
+  })
+
+  local hreq = http_client:request({ url = BROKER_URL, method = "POST" })
+  hreq:add_header("Content-Type", "application/json")
+  hreq:add_header("X-Broker-Api-Key", BROKER_API_KEY)
+  hreq:set_payload(body)
+  local resp = hreq:submit()
+  local status = resp:status()
+
+  if status == 200 then
+    local ok, reply = pcall(json.decode, resp:payload())
+    if ok and type(reply) == "table" and reply.result == "allow" and type(reply.username) == "string" then
+      -- Log in as Broker's canonical name, so doveadm kick on revocation finds the session.
+      return dovecot.auth.PASSDB_RESULT_OK, { user = reply.username }
+    end
+    return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "broker: unexpected reply to an allow"
+  elseif status == 403 then
+    return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "broker: denied"
+  end
+  -- 9003 = connect/TLS failure, 9008 = timeout, 5xx = Broker could not decide: never a success.
+  return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "broker: HTTP status " .. tostring(status)
+end

@@ -1,0 +1,183 @@
+using System.Security.Cryptography;
+using System.Text;
+using Broker.Core.AppPasswords;
+using Broker.Core.Users;
+using Broker.Portal.Activity;
+using Broker.Portal.Data;
+using Broker.Portal.Totp;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Portal.Accounts;
+
+/// <summary>What a user has enrolled, for the security page and the forced-enrollment rule.</summary>
+public sealed record FactorSummary(IReadOnlyList<UserPasskeyInfo> Passkeys, string? TotpName, DateTimeOffset? TotpAddedAt, int RecoveryCodesLeft)
+{
+    public bool HasAny => Passkeys.Count > 0 || TotpName is not null;
+}
+
+/// <summary>Account life cycle: creation by an admin, enrollment links, disable, factor reset.</summary>
+public sealed class AccountService(
+    UserManager<PortalUser> users,
+    PortalDbContext db,
+    AppPasswordService appPasswords,
+    RecoveryCodeService recoveryCodes,
+    TotpService totp,
+    SecurityLog log,
+    TimeProvider time,
+    IOptions<PortalOptions> options)
+{
+    /// <summary>Creates an account without a password and returns its one-time enrollment link.</summary>
+    public async Task<(PortalUser User, string Link)> CreateAsync(string username, bool isAdmin, string? actor)
+    {
+        if (!Username.TryNormalize(username, out var normalized))
+        {
+            throw new AccountException("The username is empty, too long or contains spaces or control characters.");
+        }
+
+        if (await users.FindByNameAsync(normalized) is not null)
+        {
+            throw new AccountException($"An account named '{normalized}' already exists.");
+        }
+
+        var user = new PortalUser
+        {
+            UserName = normalized,
+            Email = normalized.Contains('@', StringComparison.Ordinal) ? normalized : null,
+            IsAdmin = isAdmin,
+            CreatedAt = time.GetUtcNow(),
+            LockoutEnabled = true,
+        };
+        var result = await users.CreateAsync(user);
+        if (!result.Succeeded)
+        {
+            throw new AccountException(string.Join(" ", result.Errors.Select(e => e.Description)));
+        }
+
+        await log.RecordAsync(user, SecurityEventKinds.UserCreated, isAdmin ? "administrator" : string.Empty, actor ?? "cli");
+        return (user, await NewEnrollmentLinkAsync(user, actor));
+    }
+
+    /// <summary>Replaces any earlier link: only the newest link works, once, until it expires.</summary>
+    public async Task<string> NewEnrollmentLinkAsync(PortalUser user, string? actor)
+    {
+        var token = Base64Url(RandomNumberGenerator.GetBytes(32));
+        user.EnrollmentTokenHash = HashToken(token);
+        user.EnrollmentExpires = time.GetUtcNow() + options.Value.EnrollmentLinkLifetime;
+        await users.UpdateAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.EnrollmentLinkIssued, $"valid until {user.EnrollmentExpires:u}", actor ?? "cli");
+        return $"{options.Value.PublicOrigin.TrimEnd('/')}/Account/Enroll?token={token}";
+    }
+
+    /// <summary>The account an enrollment token belongs to, when the token is current.</summary>
+    public async Task<PortalUser?> FindByEnrollmentTokenAsync(string? token)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > 100)
+        {
+            return null;
+        }
+
+        var hash = HashToken(token);
+        var user = await db.Users.FirstOrDefaultAsync(u => u.EnrollmentTokenHash == hash);
+        return user is not null && user.DisabledAt is null && user.EnrollmentExpires > time.GetUtcNow() ? user : null;
+    }
+
+    /// <summary>Sets the password chosen on the enrollment page and burns the token.</summary>
+    public async Task<IdentityResult> CompleteEnrollmentAsync(PortalUser user, string password)
+    {
+        if (await users.HasPasswordAsync(user))
+        {
+            var removed = await users.RemovePasswordAsync(user);
+            if (!removed.Succeeded)
+            {
+                return removed;
+            }
+        }
+
+        var result = await users.AddPasswordAsync(user, password);
+        if (result.Succeeded)
+        {
+            user.EnrollmentTokenHash = null;
+            user.EnrollmentExpires = null;
+            await users.UpdateAsync(user);
+            await users.UpdateSecurityStampAsync(user);
+            await log.RecordAsync(user, SecurityEventKinds.Enrolled);
+        }
+
+        return result;
+    }
+
+    public async Task<FactorSummary> FactorsAsync(PortalUser user) =>
+        new([.. await users.GetPasskeysAsync(user)], user.TotpName, user.TotpAddedAt, await recoveryCodes.RemainingAsync(user));
+
+    /// <summary>Whether the user's factors satisfy the configured policy (any second factor, or a passkey).</summary>
+    public bool MeetsFactorPolicy(FactorSummary factors) =>
+        options.Value.RequiredFactor == "passkey" ? factors.Passkeys.Count > 0 : factors.HasAny;
+
+    /// <summary>
+    /// Disables the account: no portal sign-in (lockout, new security stamp ends sessions) and every
+    /// app password revoked in the credential store at once. The store is told first so that a
+    /// failure there leaves the account visibly enabled for the admin to retry.
+    /// </summary>
+    public async Task DisableAsync(PortalUser user, string actor)
+    {
+        await appPasswords.SetDisabledAsync(user.UserName!, true);
+        user.DisabledAt = time.GetUtcNow();
+        user.LockoutEnd = DateTimeOffset.MaxValue;
+        await users.UpdateAsync(user);
+        await users.UpdateSecurityStampAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.UserDisabled, "all app passwords revoked", actor);
+    }
+
+    public async Task EnableAsync(PortalUser user, string actor)
+    {
+        await appPasswords.SetDisabledAsync(user.UserName!, false);
+        user.DisabledAt = null;
+        user.LockoutEnd = null;
+        await users.UpdateAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.UserEnabled, string.Empty, actor);
+    }
+
+    /// <summary>Removes every passkey, the authenticator app and the recovery codes; the user must enroll again.</summary>
+    public async Task ResetFactorsAsync(PortalUser user, string actor, string reason)
+    {
+        foreach (var passkey in await users.GetPasskeysAsync(user))
+        {
+            await users.RemovePasskeyAsync(user, passkey.CredentialId);
+        }
+
+        await totp.RemoveAsync(user);
+        await recoveryCodes.DeleteAllAsync(user);
+        user.TwoFactorEnabled = false;
+        await users.UpdateAsync(user);
+        await users.UpdateSecurityStampAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.FactorsReset, reason, actor);
+    }
+
+    public async Task SetAdminAsync(PortalUser user, bool isAdmin, string actor)
+    {
+        user.IsAdmin = isAdmin;
+        await users.UpdateAsync(user);
+        await users.UpdateSecurityStampAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.Admin, isAdmin ? "granted" : "revoked", actor);
+    }
+
+    /// <summary>After a factor is added or removed: keeps Identity's flag in step so lockout counting covers both steps.</summary>
+    public async Task SyncTwoFactorFlagAsync(PortalUser user)
+    {
+        var any = (await FactorsAsync(user)).HasAny;
+        if (user.TwoFactorEnabled != any)
+        {
+            user.TwoFactorEnabled = any;
+            await users.UpdateAsync(user);
+        }
+    }
+
+    private static string HashToken(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
+
+/// <summary>A refusal whose message is safe to show to an administrator.</summary>
+public sealed class AccountException(string message) : Exception(message);

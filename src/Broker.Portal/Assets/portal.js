@@ -1,0 +1,74 @@
+// Broker portal: the only script. No dependencies; served from the app (CSP: script-src 'self').
+'use strict';
+(function () {
+  function status(form, text) {
+    var el = form.querySelector('[data-status]');
+    if (el) { el.textContent = text; }
+  }
+
+  // Passkey forms: fetch the WebAuthn options from the page (antiforgery token travels in the
+  // form body), run the browser ceremony, put the credential JSON into the form and submit it.
+  async function runPasskey(form) {
+    var mode = form.dataset.passkey;
+    if (!window.PublicKeyCredential || !PublicKeyCredential.parseCreationOptionsFromJSON) {
+      status(form, 'This browser does not support passkeys. Use an up-to-date browser or your authenticator app.');
+      return;
+    }
+    status(form, 'Waiting for your passkey…');
+    var response = await fetch(form.dataset.optionsUrl, { method: 'POST', body: new FormData(form), credentials: 'same-origin' });
+    if (!response.ok) { status(form, 'Could not start (' + response.status + '). Reload the page and try again.'); return; }
+    var options = await response.json();
+    var credential;
+    try {
+      credential = mode === 'create'
+        ? await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) })
+        : await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+    } catch (e) {
+      status(form, 'The passkey prompt was cancelled or is not allowed here (' + e.name + ').');
+      return;
+    }
+    form.querySelector('input[name="Credential"]').value = JSON.stringify(credential);
+    form.dataset.ready = '1';
+    form.submit();
+  }
+
+  document.querySelectorAll('form[data-passkey]').forEach(function (form) {
+    form.addEventListener('submit', function (event) {
+      if (form.dataset.ready === '1') { return; }
+      event.preventDefault();
+      runPasskey(form).catch(function (e) { status(form, 'Something went wrong: ' + e.message); });
+    });
+  });
+
+  document.querySelectorAll('[data-copy]').forEach(function (button) {
+    button.addEventListener('click', async function () {
+      var target = document.getElementById(button.dataset.copy);
+      var text = target.innerText.trim();
+      try {
+        await navigator.clipboard.writeText(text);
+        button.textContent = 'Copied';
+      } catch (e) {
+        var range = document.createRange();
+        range.selectNodeContents(target);
+        var selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        button.textContent = 'Selected: press Ctrl+C';
+      }
+    });
+  });
+
+  document.querySelectorAll('[data-suggest]').forEach(function (button) {
+    button.addEventListener('click', function () {
+      var input = document.getElementById(button.dataset.target);
+      input.value = button.dataset.suggest;
+      input.focus();
+    });
+  });
+
+  document.querySelectorAll('form[data-confirm]').forEach(function (form) {
+    form.addEventListener('submit', function (event) {
+      if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
+    });
+  });
+})();

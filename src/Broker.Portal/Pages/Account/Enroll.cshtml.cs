@@ -1,0 +1,65 @@
+using Broker.Portal.Accounts;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Portal.Pages.Account;
+
+/// <summary>The one-time enrollment link: the user picks a password, then must add a second factor.</summary>
+public sealed class EnrollModel(AccountService accounts, IOptions<PortalOptions> options) : PortalPage
+{
+    public bool Invalid { get; private set; }
+
+    public string? Token { get; private set; }
+
+    public string? Username { get; private set; }
+
+    public int MinimumLength => options.Value.MinimumPasswordLength;
+
+    public List<string> Errors { get; } = [];
+
+    public async Task OnGetAsync(string? token)
+    {
+        Token = token;
+        var user = await accounts.FindByEnrollmentTokenAsync(token);
+        Invalid = user is null;
+        Username = user?.UserName;
+    }
+
+    public async Task<IActionResult> OnPostAsync(string? token, string? password, string? confirm)
+    {
+        Token = token;
+        var user = await accounts.FindByEnrollmentTokenAsync(token);
+        if (user is null)
+        {
+            Invalid = true;
+            return Page();
+        }
+
+        Username = user.UserName;
+        if (string.IsNullOrEmpty(password) || password != confirm)
+        {
+            Errors.Add("The two passwords do not match.");
+            return Page();
+        }
+
+        var result = await accounts.CompleteEnrollmentAsync(user, password);
+        if (!result.Succeeded)
+        {
+            Errors.AddRange(result.Errors.Select(e => e.Description));
+            return Page();
+        }
+
+        // Sign out whoever was signed in in this browser before: the link defines the account.
+        await Sessions.SignOutAsync();
+        var factors = await accounts.FactorsAsync(user);
+        if (factors.HasAny)
+        {
+            // A password reset for someone who still has factors: they prove one as usual.
+            await Sessions.BeginSecondFactorAsync(user);
+            return RedirectToPage("/Account/SecondFactor");
+        }
+
+        await Sessions.SignInAsync(user, mfa: false, "pwd");
+        return RedirectToPage("/Security/Index");
+    }
+}

@@ -1,0 +1,120 @@
+using Broker.Portal.Accounts;
+using Broker.Portal.Activity;
+using Broker.Portal.Data;
+using Broker.Portal.Totp;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Logging;
+
+namespace Broker.Portal.Pages.Account;
+
+/// <summary>The second step of a password sign-in: passkey, TOTP or a recovery code.</summary>
+public sealed class SecondFactorModel(
+    SignInManager<PortalUser> identitySignIn,
+    AccountService accounts,
+    TotpService totp,
+    RecoveryCodeService recoveryCodes,
+    SecurityLog log,
+    ILogger<SecondFactorModel> logger) : PortalPage
+{
+    public string? Error { get; private set; }
+
+    public string? ReturnUrl { get; private set; }
+
+    public bool HasPasskey { get; private set; }
+
+    public bool HasTotp { get; private set; }
+
+    public async Task<IActionResult> OnGetAsync(string? returnUrl)
+    {
+        ReturnUrl = returnUrl;
+        var user = await Sessions.GetPendingUserAsync();
+        return user is null ? RedirectToPage("/Account/Login") : await ShowAsync(user, null);
+    }
+
+    public async Task<IActionResult> OnPostPasskeyOptionsAsync()
+    {
+        var user = await Sessions.GetPendingUserAsync();
+        return user is null ? BadRequest() : Content(await identitySignIn.MakePasskeyRequestOptionsAsync(user), "application/json");
+    }
+
+    public async Task<IActionResult> OnPostPasskeyAsync(string? credential, string? returnUrl)
+    {
+        ReturnUrl = returnUrl;
+        var user = await Sessions.GetPendingUserAsync();
+        if (user is null)
+        {
+            return RedirectToPage("/Account/Login");
+        }
+
+        if (await PasskeyCeremony.AssertAsync(identitySignIn, credential, user, logger) is null)
+        {
+            return await ShowAsync(user, "That passkey did not work. Try again or use another method.");
+        }
+
+        return await CompleteAsync(user, "hwk", "passkey");
+    }
+
+    public async Task<IActionResult> OnPostTotpAsync(string? code, string? returnUrl)
+    {
+        ReturnUrl = returnUrl;
+        var user = await Sessions.GetPendingUserAsync();
+        if (user is null)
+        {
+            return RedirectToPage("/Account/Login");
+        }
+
+        if (await Users.IsLockedOutAsync(user) || !await totp.VerifyAsync(user, code))
+        {
+            // Wrong codes count towards the same lockout as wrong passwords.
+            await Users.AccessFailedAsync(user);
+            await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "wrong or reused authenticator code");
+            return await ShowAsync(user, "That code is not valid. Codes work once and only for about 30 seconds; wait for the next one.");
+        }
+
+        return await CompleteAsync(user, "otp", "password + authenticator app");
+    }
+
+    public async Task<IActionResult> OnPostRecoveryAsync(string? recoveryCode, string? returnUrl)
+    {
+        ReturnUrl = returnUrl;
+        var user = await Sessions.GetPendingUserAsync();
+        if (user is null)
+        {
+            return RedirectToPage("/Account/Login");
+        }
+
+        if (await Users.IsLockedOutAsync(user) || !await recoveryCodes.RedeemAsync(user, recoveryCode))
+        {
+            await Users.AccessFailedAsync(user);
+            await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "wrong or used recovery code");
+            return await ShowAsync(user, "That recovery code is not valid or was already used.");
+        }
+
+        await log.RecordAsync(user, SecurityEventKinds.RecoveryCodeUsed, $"{await recoveryCodes.RemainingAsync(user)} left");
+        // A recovery code completes sign-in but does not start the step-up clock: issuing app passwords
+        // still needs a passkey or TOTP, so the user is sent to repair their factors first.
+        await Sessions.SignInAsync(user, mfa: true, "pwd", "rec");
+        await log.RecordAsync(user, SecurityEventKinds.SignIn, "password + recovery code");
+        Flash("You signed in with a recovery code. Add a new passkey or authenticator app, then generate new recovery codes.");
+        return RedirectToPage("/Security/Index");
+    }
+
+    private async Task<IActionResult> CompleteAsync(PortalUser user, string method, string description)
+    {
+        await Sessions.SignInAsync(user, mfa: true, "pwd", method);
+        await log.RecordAsync(user, SecurityEventKinds.SignIn, description);
+        PortalLog.SignedIn(logger, user.UserName!, "pwd+" + method);
+        var factors = await accounts.FactorsAsync(user);
+        return accounts.MeetsFactorPolicy(factors) ? LocalRedirect(SafeReturnUrl(ReturnUrl)) : RedirectToPage("/Security/Index");
+    }
+
+    private async Task<PageResult> ShowAsync(PortalUser user, string? error)
+    {
+        Error = error;
+        var factors = await accounts.FactorsAsync(user);
+        HasPasskey = factors.Passkeys.Count > 0;
+        HasTotp = factors.TotpName is not null;
+        return Page();
+    }
+}

@@ -1,0 +1,93 @@
+using Broker.Portal.Accounts;
+using Broker.Portal.Activity;
+using Broker.Portal.Data;
+using Broker.Portal.Totp;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Portal.Pages.Account;
+
+/// <summary>Fresh-MFA check inside a signed-in session (passkey or TOTP; recovery codes do not count).</summary>
+public sealed class StepUpModel(
+    SignInManager<PortalUser> identitySignIn,
+    AccountService accounts,
+    TotpService totp,
+    SecurityLog log,
+    IOptions<PortalOptions> options,
+    ILogger<StepUpModel> logger) : PortalPage
+{
+    public string? Error { get; private set; }
+
+    public string? ReturnUrl { get; private set; }
+
+    public bool HasPasskey { get; private set; }
+
+    public bool HasTotp { get; private set; }
+
+    public int WindowMinutes => (int)Math.Ceiling(options.Value.StepUpWindow.TotalMinutes);
+
+    public async Task<IActionResult> OnGetAsync(string? returnUrl)
+    {
+        ReturnUrl = SafeReturnUrl(returnUrl);
+        return await CurrentOrNullAsync() is { } user ? await ShowAsync(user, null) : RedirectToPage("/Account/Login", new { returnUrl });
+    }
+
+    public async Task<IActionResult> OnPostPasskeyOptionsAsync() =>
+        await CurrentOrNullAsync() is { } user ? Content(await identitySignIn.MakePasskeyRequestOptionsAsync(user), "application/json") : BadRequest();
+
+    public async Task<IActionResult> OnPostPasskeyAsync(string? credential, string? returnUrl)
+    {
+        ReturnUrl = SafeReturnUrl(returnUrl);
+        if (await CurrentOrNullAsync() is not { } user)
+        {
+            return RedirectToPage("/Account/Login");
+        }
+
+        if (await PasskeyCeremony.AssertAsync(identitySignIn, credential, user, logger) is null)
+        {
+            return await ShowAsync(user, "That passkey did not work. Try again.");
+        }
+
+        return await DoneAsync(user, "hwk", "passkey");
+    }
+
+    public async Task<IActionResult> OnPostTotpAsync(string? code, string? returnUrl)
+    {
+        ReturnUrl = SafeReturnUrl(returnUrl);
+        if (await CurrentOrNullAsync() is not { } user)
+        {
+            return RedirectToPage("/Account/Login");
+        }
+
+        if (await Users.IsLockedOutAsync(user) || !await totp.VerifyAsync(user, code))
+        {
+            await Users.AccessFailedAsync(user);
+            await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "step-up: wrong or reused authenticator code");
+            return await ShowAsync(user, "That code is not valid. Codes work once and only for about 30 seconds; wait for the next one.");
+        }
+
+        return await DoneAsync(user, "otp", "authenticator app");
+    }
+
+    private async Task<IActionResult> DoneAsync(PortalUser user, string method, string description)
+    {
+        await Sessions.StepUpAsync(user, method);
+        await log.RecordAsync(user, SecurityEventKinds.StepUp, description);
+        return LocalRedirect(ReturnUrl!);
+    }
+
+    /// <summary>Step-up is for sessions that already passed MFA; anything else starts at sign-in.</summary>
+    private async Task<PortalUser?> CurrentOrNullAsync() =>
+        User.Identity?.IsAuthenticated == true && User.HasMfa() ? await Users.GetUserAsync(User) : null;
+
+    private async Task<PageResult> ShowAsync(PortalUser user, string? error)
+    {
+        Error = error;
+        var factors = await accounts.FactorsAsync(user);
+        HasPasskey = factors.Passkeys.Count > 0;
+        HasTotp = factors.TotpName is not null;
+        return Page();
+    }
+}

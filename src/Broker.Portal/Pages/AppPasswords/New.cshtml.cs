@@ -1,0 +1,162 @@
+using System.Globalization;
+using System.Text.Json;
+using Broker.Core.AppPasswords;
+using Broker.Portal.Accounts;
+using Broker.Portal.Activity;
+using Broker.Portal.MailClients;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Portal.Pages.AppPasswords;
+
+/// <summary>Issues an app password: only to a session whose last passkey/TOTP check is fresh.</summary>
+public sealed class NewAppPasswordModel(
+    AppPasswordService store,
+    AccountService accounts,
+    SecurityLog log,
+    MailClientProfiles profiles,
+    IDataProtectionProvider protection,
+    IOptions<PortalOptions> options,
+    IOptions<AppPasswordPolicyOptions> policy,
+    ILogger<NewAppPasswordModel> logger) : PortalPage
+{
+    public static readonly string[] Suggestions = ["Thunderbird", "Outlook", "iOS Mail", "Android", "macOS Mail", "Phone", "Laptop"];
+
+    public string Name { get; private set; } = string.Empty;
+
+    public IReadOnlyList<string> Scopes { get; private set; } = [];
+
+    public string Lifetime { get; private set; } = string.Empty;
+
+    public string? Error { get; private set; }
+
+    public IssuedAppPassword? Created { get; private set; }
+
+    public string? Username { get; private set; }
+
+    public string? ProfileBlob { get; private set; }
+
+    public MailClientOptions Mail => profiles.Settings;
+
+    public IReadOnlyList<string> AllowedScopes => options.Value.EffectiveScopes;
+
+    public IReadOnlyList<(string Value, string Label)> Lifetimes
+    {
+        get
+        {
+            var p = policy.Value;
+            var candidates = new[] { TimeSpan.FromHours(1), TimeSpan.FromDays(1), TimeSpan.FromDays(7), TimeSpan.FromDays(30), TimeSpan.FromDays(90), TimeSpan.FromDays(180), TimeSpan.FromDays(365), p.DefaultLifetime };
+            return [.. candidates.Where(c => c >= p.MinimumLifetime && c <= p.MaximumLifetime).Distinct().Order()
+                .Select(c => (c.ToString("c", CultureInfo.InvariantCulture), AppPasswordsModel.Describe(c)))];
+        }
+    }
+
+    public static string ScopeLabel(string scope) => scope switch
+    {
+        AppPasswordScopes.Imap => "IMAP (read mail)",
+        AppPasswordScopes.Pop3 => "POP3 (download mail)",
+        AppPasswordScopes.Submission => "SMTP (send mail)",
+        AppPasswordScopes.Sieve => "Sieve (filters)",
+        _ => scope,
+    };
+
+    public async Task<IActionResult> OnGetAsync()
+    {
+        if (!await MeetsPolicyAsync())
+        {
+            return RedirectToPage("/Security/Index");
+        }
+
+        if (!Sessions.IsFresh(User))
+        {
+            return StepUp("/AppPasswords/New");
+        }
+
+        Scopes = [.. AllowedScopes.Where(s => s is AppPasswordScopes.Imap or AppPasswordScopes.Submission)];
+        Lifetime = policy.Value.DefaultLifetime.ToString("c", CultureInfo.InvariantCulture);
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostAsync(string? name, string[]? scopes, string? lifetime)
+    {
+        Name = name ?? string.Empty;
+        Scopes = scopes ?? [];
+        Lifetime = lifetime ?? string.Empty;
+        if (!await MeetsPolicyAsync())
+        {
+            return RedirectToPage("/Security/Index");
+        }
+
+        // Checked again on the post itself: the form may have been open for longer than the window.
+        if (!Sessions.IsFresh(User))
+        {
+            return StepUp("/AppPasswords/New");
+        }
+
+        if (Scopes.Count == 0 || Scopes.Any(s => !AllowedScopes.Contains(s, StringComparer.Ordinal)))
+        {
+            Error = "Choose at least one of the allowed protocols.";
+            return Page();
+        }
+
+        if (!TimeSpan.TryParseExact(Lifetime, "c", CultureInfo.InvariantCulture, out var life))
+        {
+            Error = "Choose how long the app password is valid.";
+            return Page();
+        }
+
+        var user = await CurrentUserAsync();
+        try
+        {
+            Created = await store.IssueAsync(user.UserName!, Name, Scopes, life);
+        }
+        catch (AppPasswordException ex)
+        {
+            Error = ex.Message;
+            return Page();
+        }
+        catch (StoreUnavailableException ex)
+        {
+            PortalLog.StoreUnavailable(logger, ex);
+            Error = "The credential store is not reachable right now. Nothing was created; try again in a moment.";
+            return Page();
+        }
+
+        Username = user.UserName;
+        await log.RecordAsync(user, SecurityEventKinds.AppPasswordIssued, $"{Created.AppPassword.Name} ({string.Join(", ", Created.AppPassword.Scopes)}), until {Created.AppPassword.Expires:u}");
+        // The profile download needs the secret once more; it travels encrypted and expiring in the page, never stored.
+        var payload = JsonSerializer.Serialize(new ProfilePayload(user.UserName!, Created.AppPassword.Id, Created.AppPassword.Name, Created.Secret));
+        ProfileBlob = Protector().Protect(payload, TimeSpan.FromMinutes(15));
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostMobileConfigAsync(string? blob)
+    {
+        var user = await CurrentUserAsync();
+        ProfilePayload? payload;
+        try
+        {
+            payload = JsonSerializer.Deserialize<ProfilePayload>(Protector().Unprotect(blob ?? string.Empty));
+        }
+        catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or JsonException or FormatException)
+        {
+            return BadRequest();
+        }
+
+        if (payload is null || payload.Owner != user.UserName)
+        {
+            return BadRequest();
+        }
+
+        var xml = profiles.AppleMobileConfig(payload.Owner, payload.Name, payload.Secret, payload.Id);
+        return File(MailClientProfiles.Utf8(xml), "application/x-apple-aspen-config", "mail.mobileconfig");
+    }
+
+    private ITimeLimitedDataProtector Protector() => protection.CreateProtector("Broker.Portal.MobileConfig").ToTimeLimitedDataProtector();
+
+    private async Task<bool> MeetsPolicyAsync() => accounts.MeetsFactorPolicy(await accounts.FactorsAsync(await CurrentUserAsync()));
+
+    private sealed record ProfilePayload(string Owner, string Id, string Name, string Secret);
+}

@@ -1,0 +1,216 @@
+using Broker.Portal.Accounts;
+using Broker.Portal.Activity;
+using Broker.Portal.Data;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Portal.Pages.Security;
+
+/// <summary>
+/// Factor management. A password-only session (no factor yet) may only add a first factor here;
+/// once a user has factors, every change needs a fresh passkey/TOTP check (a stolen session
+/// cookie must not be enough to plant the attacker's own passkey).
+/// </summary>
+public sealed class SecurityModel(
+    SignInManager<PortalUser> identitySignIn,
+    AccountService accounts,
+    RecoveryCodeService recoveryCodes,
+    Totp.TotpService totp,
+    SecurityLog log,
+    IOptions<PortalOptions> options,
+    ILogger<SecurityModel> logger) : PortalPage
+{
+    public FactorSummary Factors { get; private set; } = new([], null, null, 0);
+
+    public bool MeetsPolicy { get; private set; }
+
+    public bool PasskeyRequired => options.Value.RequiredFactor == "passkey";
+
+    public IReadOnlyList<string>? NewRecoveryCodes { get; private set; }
+
+    public string? Error { get; private set; }
+
+    public static string PasskeyId(UserPasskeyInfo pk) => WebEncoders.Base64UrlEncode(pk.CredentialId);
+
+    public async Task<IActionResult> OnGetAsync() => await ShowAsync(await CurrentUserAsync());
+
+    public async Task<IActionResult> OnPostPasskeyCreationOptionsAsync()
+    {
+        var user = await CurrentUserAsync();
+        if (!await MayChangeFactorsAsync(user))
+        {
+            return Forbid();
+        }
+
+        var entity = new PasskeyUserEntity { Id = user.Id, Name = user.UserName!, DisplayName = user.UserName! };
+        return Content(await identitySignIn.MakePasskeyCreationOptionsAsync(entity), "application/json");
+    }
+
+    public async Task<IActionResult> OnPostAddPasskeyAsync(string? credential, string? name)
+    {
+        var user = await CurrentUserAsync();
+        if (!await MayChangeFactorsAsync(user))
+        {
+            return StepUp("/Security");
+        }
+
+        var result = await PasskeyCeremony.AttestAsync(identitySignIn, credential, logger);
+        if (result is not { } created || created.UserEntity.Id != user.Id)
+        {
+            Error = "The passkey could not be registered. Try again.";
+            return await ShowAsync(user);
+        }
+
+        var passkey = created.Passkey;
+        passkey.Name = Clean(name, "Passkey");
+        var saved = await Users.AddOrUpdatePasskeyAsync(user, passkey);
+        if (!saved.Succeeded)
+        {
+            Error = "The passkey could not be saved: " + string.Join(" ", saved.Errors.Select(e => e.Description));
+            return await ShowAsync(user);
+        }
+
+        await log.RecordAsync(user, SecurityEventKinds.PasskeyAdded, passkey.Name);
+        return await AfterFactorAddedAsync(user, "hwk", $"Passkey \"{passkey.Name}\" added.");
+    }
+
+    public async Task<IActionResult> OnPostRemovePasskeyAsync(string? id)
+    {
+        var user = await CurrentUserAsync();
+        if (!IsFreshMfa())
+        {
+            return StepUp("/Security");
+        }
+
+        byte[] credentialId;
+        try
+        {
+            credentialId = WebEncoders.Base64UrlDecode(id ?? string.Empty);
+        }
+        catch (FormatException)
+        {
+            return BadRequest();
+        }
+
+        var factors = await accounts.FactorsAsync(user);
+        var passkey = factors.Passkeys.FirstOrDefault(p => p.CredentialId.AsSpan().SequenceEqual(credentialId));
+        if (passkey is null)
+        {
+            return NotFound();
+        }
+
+        if (!LeavesEnough(factors, removingPasskey: true))
+        {
+            Error = "This is your last sign-in factor that meets the policy. Add another one before removing it.";
+            return await ShowAsync(user);
+        }
+
+        await Users.RemovePasskeyAsync(user, credentialId);
+        await accounts.SyncTwoFactorFlagAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.PasskeyRemoved, passkey.Name ?? string.Empty);
+        Flash("Passkey removed.");
+        return RedirectToPage();
+    }
+
+    public async Task<IActionResult> OnPostRemoveTotpAsync()
+    {
+        var user = await CurrentUserAsync();
+        if (!IsFreshMfa())
+        {
+            return StepUp("/Security");
+        }
+
+        var factors = await accounts.FactorsAsync(user);
+        if (!LeavesEnough(factors, removingPasskey: false))
+        {
+            Error = "This is your last sign-in factor. Add a passkey before removing it.";
+            return await ShowAsync(user);
+        }
+
+        await totp.RemoveAsync(user);
+        await accounts.SyncTwoFactorFlagAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.TotpRemoved);
+        Flash("Authenticator app removed.");
+        return RedirectToPage();
+    }
+
+    public async Task<IActionResult> OnPostRecoveryCodesAsync()
+    {
+        var user = await CurrentUserAsync();
+        if (!IsFreshMfa())
+        {
+            return StepUp("/Security");
+        }
+
+        NewRecoveryCodes = await recoveryCodes.RegenerateAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.RecoveryCodesGenerated);
+        return await ShowAsync(user);
+    }
+
+    public async Task<IActionResult> OnPostSignOutEverywhereAsync()
+    {
+        var user = await CurrentUserAsync();
+        // A new security stamp invalidates every session cookie at its next validation.
+        await Users.UpdateSecurityStampAsync(user);
+        await log.RecordAsync(user, SecurityEventKinds.SignedOutEverywhere);
+        await Sessions.SignOutAsync();
+        return RedirectToPage("/Account/Login");
+    }
+
+    /// <summary>
+    /// After a factor is added: the first factor turns a password-only session into a full one (the
+    /// user has just proved the new factor) and produces the recovery codes.
+    /// </summary>
+    internal async Task<IActionResult> AfterFactorAddedAsync(PortalUser user, string method, string message)
+    {
+        await accounts.SyncTwoFactorFlagAsync(user);
+        if (!User.HasMfa())
+        {
+            await Sessions.SignInAsync(user, mfa: true, "pwd", method);
+            await log.RecordAsync(user, SecurityEventKinds.SignIn, "completed by enrolling a second factor");
+        }
+
+        if (await recoveryCodes.RemainingAsync(user) == 0)
+        {
+            NewRecoveryCodes = await recoveryCodes.RegenerateAsync(user);
+            await log.RecordAsync(user, SecurityEventKinds.RecoveryCodesGenerated);
+        }
+
+        if (NewRecoveryCodes is null)
+        {
+            Flash(message);
+            return RedirectToPage();
+        }
+
+        TempData["Flash"] = message;
+        return await ShowAsync(user);
+    }
+
+    private async Task<bool> MayChangeFactorsAsync(PortalUser user) =>
+        IsFreshMfa() || !(await accounts.FactorsAsync(user)).HasAny;
+
+    private bool IsFreshMfa() => Sessions.IsFresh(User);
+
+    private bool LeavesEnough(FactorSummary f, bool removingPasskey)
+    {
+        var passkeys = f.Passkeys.Count - (removingPasskey ? 1 : 0);
+        var hasTotp = f.TotpName is not null && removingPasskey;
+        return PasskeyRequired ? passkeys > 0 : passkeys > 0 || hasTotp;
+    }
+
+    private async Task<PageResult> ShowAsync(PortalUser user)
+    {
+        Factors = await accounts.FactorsAsync(user);
+        MeetsPolicy = accounts.MeetsFactorPolicy(Factors);
+        return Page();
+    }
+
+    private static string Clean(string? name, string fallback)
+    {
+        var s = new string((name ?? string.Empty).Where(c => !char.IsControl(c)).ToArray()).Trim();
+        return s.Length == 0 ? fallback : s.Length > 100 ? s[..100] : s;
+    }
+}

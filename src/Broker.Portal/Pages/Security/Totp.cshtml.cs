@@ -1,0 +1,92 @@
+using Broker.Portal.Accounts;
+using Broker.Portal.Activity;
+using Broker.Portal.Data;
+using Broker.Portal.Totp;
+using Microsoft.AspNetCore.Mvc;
+using QRCoder;
+
+namespace Broker.Portal.Pages.Security;
+
+/// <summary>Enrolls the authenticator app: QR code plus manual key, confirmed by one valid code.</summary>
+public sealed class TotpModel(
+    AccountService accounts,
+    TotpService totp,
+    RecoveryCodeService recoveryCodes,
+    SecurityLog log) : PortalPage
+{
+    public string QrDataUri { get; private set; } = string.Empty;
+
+    public string FormattedKey { get; private set; } = string.Empty;
+
+    public string? Error { get; private set; }
+
+    public IReadOnlyList<string>? NewRecoveryCodes { get; private set; }
+
+    public async Task<IActionResult> OnGetAsync()
+    {
+        var user = await CurrentUserAsync();
+        if (user.TotpName is not null)
+        {
+            return RedirectToPage("/Security/Index");
+        }
+
+        if (!await MayEnrollAsync(user))
+        {
+            return StepUp();
+        }
+
+        await ShowAsync(user);
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostAsync(string? code, string? name)
+    {
+        var user = await CurrentUserAsync();
+        if (user.TotpName is not null)
+        {
+            return RedirectToPage("/Security/Index");
+        }
+
+        if (!await MayEnrollAsync(user))
+        {
+            return StepUp();
+        }
+
+        var label = string.IsNullOrWhiteSpace(name) ? "Authenticator app" : new string(name.Where(c => !char.IsControl(c)).Take(100).ToArray()).Trim();
+        if (!await totp.ConfirmAsync(user, code, label))
+        {
+            Error = "That code does not match. Check the time on your phone and enter the current code.";
+            await ShowAsync(user);
+            return Page();
+        }
+
+        await log.RecordAsync(user, SecurityEventKinds.TotpAdded, label);
+        if (!User.HasMfa())
+        {
+            await Sessions.SignInAsync(user, mfa: true, "pwd", "otp");
+            await log.RecordAsync(user, SecurityEventKinds.SignIn, "completed by enrolling a second factor");
+        }
+
+        if (await recoveryCodes.RemainingAsync(user) == 0)
+        {
+            NewRecoveryCodes = await recoveryCodes.RegenerateAsync(user);
+            await log.RecordAsync(user, SecurityEventKinds.RecoveryCodesGenerated);
+            return Page();
+        }
+
+        Flash("Authenticator app added.");
+        return RedirectToPage("/Security/Index");
+    }
+
+    private async Task<bool> MayEnrollAsync(PortalUser user) =>
+        Sessions.IsFresh(User) || !(await accounts.FactorsAsync(user)).HasAny;
+
+    private async Task ShowAsync(PortalUser user)
+    {
+        var key = await totp.GetOrCreatePendingKeyAsync(user);
+        FormattedKey = string.Join(' ', key.Chunk(4).Select(c => new string(c)));
+        using var data = QRCodeGenerator.GenerateQrCode(totp.AuthenticatorUri(user, key), QRCodeGenerator.ECCLevel.M);
+        var png = new PngByteQRCode(data).GetGraphic(6);
+        QrDataUri = "data:image/png;base64," + Convert.ToBase64String(png);
+    }
+}

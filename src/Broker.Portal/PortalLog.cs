@@ -1,0 +1,25 @@
+using Microsoft.Extensions.Logging;
+
+namespace Broker.Portal;
+
+/// <summary>
+/// Portal log events (ids 3000–3099). Usernames and ids only: never passwords, app passwords,
+/// TOTP or recovery codes, tokens or cookies.
+/// </summary>
+internal static partial class PortalLog
+{
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Information, Message = "Sign-in of {Username} completed ({Methods})")]
+    public static partial void SignedIn(ILogger logger, string username, string methods);
+
+    [LoggerMessage(EventId = 3011, Level = LogLevel.Information, Message = "Sign-in refused at step {Step}")]
+    public static partial void SignInRefused(ILogger logger, string step);
+
+    [LoggerMessage(EventId = 3012, Level = LogLevel.Information, Message = "Passkey ceremony failed: {Reason}")]
+    public static partial void PasskeyFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 3020, Level = LogLevel.Information, Message = "{Username}: {Action}")]
+    public static partial void AccountChanged(ILogger logger, string username, string action);
+
+    [LoggerMessage(EventId = 3030, Level = LogLevel.Warning, Message = "Credential store unavailable during a portal request")]
+    public static partial void StoreUnavailable(ILogger logger, Exception exception);
+}

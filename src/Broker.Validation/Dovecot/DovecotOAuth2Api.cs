@@ -1,0 +1,178 @@
+using System.Text.Json.Serialization;
+using Broker.Core.AppPasswords;
+using Broker.Core.Callers;
+using Broker.Validation.MailServers;
+using Broker.Validation.Validation;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Broker.Validation.Dovecot;
+
+/// <summary>
+/// Endpoints for Dovecot's <c>oauth2</c> passdb, the no-code alternative to the Lua passdb.
+/// </summary>
+/// <remarks>
+/// Dovecot 2.3's introspection request carries only <c>token=</c> (no username), and app passwords
+/// are keyed per user, so a bare introspection cannot identify one. The shipped configuration
+/// therefore uses the password grant (<c>grant_url</c> + <c>use_grant_password = yes</c>), which
+/// sends username and password; the introspection endpoint is RFC 7662-shaped for callers that
+/// can add the username, and answers <c>active:false</c> for bearer tokens (Broker issues none).
+/// Dovecot reads these answers in ways that make status codes dangerous (see each handler).
+/// </remarks>
+public static class DovecotOAuth2Api
+{
+    public static RouteGroupBuilder MapDovecotOAuth2Api(this RouteGroupBuilder group)
+    {
+        group.MapPost("/dovecot/oauth2/token", GrantAsync).WithName("DovecotPasswordGrant")
+            .WithSummary("OAuth2 password grant for Dovecot's oauth2 passdb (use_grant_password = yes).");
+        group.MapPost("/dovecot/oauth2/introspect", IntrospectAsync).WithName("DovecotIntrospect")
+            .WithSummary("RFC 7662-style token introspection; always 200 {active} for a decided answer.");
+        return group;
+    }
+
+    /// <summary>
+    /// Password grant. Allow: 200 with <c>username</c> and <c>active</c> (all the fields Dovecot needs,
+    /// so it does not introspect). Deny: 400 <c>invalid_grant</c>, the only error Dovecot maps to
+    /// "wrong password". Undecided: 503, which Dovecot turns into a temporary failure. Any other
+    /// 4xx (bad client, bad request) is also a temporary failure in Dovecot: right for a misconfiguration.
+    /// </summary>
+    internal static async Task<IResult> GrantAsync(HttpContext http, CallerKeyStore callers, LoginValidator validator, CancellationToken ct)
+    {
+        var body = await BoundedBody.ReadTextAsync(http.Request, ct);
+        if (body is null || !WireParsers.TryParseForm(body, out var form))
+        {
+            return OAuthError(StatusCodes.Status400BadRequest, "invalid_request");
+        }
+
+        var caller = AuthenticateClient(http, callers, form);
+        if (caller is null)
+        {
+            return OAuthError(StatusCodes.Status401Unauthorized, "invalid_client");
+        }
+
+        if (form.GetValueOrDefault("grant_type") != "password" || !form.TryGetValue("username", out var username) || !form.TryGetValue("password", out var password))
+        {
+            return OAuthError(StatusCodes.Status400BadRequest, "unsupported_grant_type");
+        }
+
+        var context = DovecotAuthHeaders.Read(http.Request.Headers);
+        if (context.Service is null)
+        {
+            // Without the service the scope cannot be checked; fail as a configuration error, not a deny.
+            return OAuthError(StatusCodes.Status400BadRequest, "invalid_request", "send_auth_headers = yes is required");
+        }
+
+        var outcome = await validator.ValidateAsync(new LoginAttempt(username, password, context.Service, context.RemoteIp, Caller: caller), "dovecot-grant", ct);
+        return outcome.Result switch
+        {
+            ValidationResult.Allowed => TypedResults.Json(
+                new OAuth2Reply { Active = true, Username = outcome.Username, AccessToken = "broker-verdict", TokenType = "bearer" },
+                DovecotJsonContext.Default.OAuth2Reply),
+            ValidationResult.Denied => OAuthError(StatusCodes.Status400BadRequest, "invalid_grant"),
+            _ => Unavailable(http),
+        };
+    }
+
+    /// <summary>
+    /// Introspection. Every decided answer is 200 with an explicit <c>active</c>: Dovecot ignores the
+    /// status of a 4xx and would log in on a reply that names a user but lacks <c>active</c>.
+    /// Undecided (store down) is 503, which Dovecot turns into a temporary failure.
+    /// </summary>
+    internal static async Task<IResult> IntrospectAsync(HttpContext http, CallerKeyStore callers, LoginValidator validator, CancellationToken ct)
+    {
+        var body = await BoundedBody.ReadTextAsync(http.Request, ct);
+        if (body is null || !WireParsers.TryParseForm(body, out var form))
+        {
+            return TypedResults.Json(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status400BadRequest);
+        }
+
+        var caller = AuthenticateClient(http, callers, form);
+        if (caller is null)
+        {
+            return TypedResults.Json(new OAuth2Reply { Active = false, Error = "invalid_client" }, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status401Unauthorized);
+        }
+
+        if (!form.TryGetValue("token", out var token) || token.Length == 0 || !form.TryGetValue("username", out var username))
+        {
+            // A bare token names no Broker credential (app passwords are keyed by user; Broker issues no bearer tokens).
+            return TypedResults.Json(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply);
+        }
+
+        var context = DovecotAuthHeaders.Read(http.Request.Headers);
+        var service = form.GetValueOrDefault("service") ?? context.Service;
+        var outcome = await validator.ValidateAsync(new LoginAttempt(username, token, service, context.RemoteIp, Caller: caller), "dovecot-introspect", ct);
+        return outcome.Result switch
+        {
+            ValidationResult.Allowed => TypedResults.Json(new OAuth2Reply { Active = true, Username = outcome.Username }, DovecotJsonContext.Default.OAuth2Reply),
+            ValidationResult.Denied => TypedResults.Json(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply),
+            _ => Unavailable(http),
+        };
+    }
+
+    /// <summary>The caller key may come as a header, as HTTP Basic (<c>user:key@</c> in Dovecot's URL) or as <c>client_secret</c>.</summary>
+    private static string? AuthenticateClient(HttpContext http, CallerKeyStore callers, Dictionary<string, string> form)
+    {
+        if (callers.Authenticate(http.Request.Headers[CallerKeyOptions.HeaderName]) is { } byHeader)
+        {
+            return byHeader;
+        }
+
+        if (WireParsers.TryParseBasic(http.Request.Headers.Authorization, out _, out var basicSecret) && callers.Authenticate(basicSecret) is { } byBasic)
+        {
+            return byBasic;
+        }
+
+        return form.TryGetValue("client_secret", out var secret) ? callers.Authenticate(secret) : null;
+    }
+
+    private static JsonHttpResult<OAuth2Reply> OAuthError(int status, string error, string? description = null) =>
+        TypedResults.Json(new OAuth2Reply { Error = error, ErrorDescription = description }, DovecotJsonContext.Default.OAuth2Reply, statusCode: status);
+
+    private static JsonHttpResult<OAuth2Reply> Unavailable(HttpContext http)
+    {
+        http.Response.Headers.RetryAfter = "5";
+        return TypedResults.Json(new OAuth2Reply { Error = "temporarily_unavailable" }, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+}
+
+/// <summary>The login context Dovecot adds with <c>send_auth_headers = yes</c>.</summary>
+internal readonly record struct DovecotAuthContext(string? Service, string? RemoteIp, string? LocalIp);
+
+internal static class DovecotAuthHeaders
+{
+    public static DovecotAuthContext Read(IHeaderDictionary headers)
+    {
+        string? service = headers["X-Dovecot-Auth-Service"];
+        if (service is { Length: 0 or > 32 })
+        {
+            service = null;
+        }
+
+        var remote = WireParsers.TryParseAddress(headers["X-Dovecot-Auth-Remote"], out var rip, out _) ? rip.ToString() : null;
+        var local = WireParsers.TryParseAddress(headers["X-Dovecot-Auth-Local"], out var lip, out _) ? lip.ToString() : null;
+        return new DovecotAuthContext(service, remote, local);
+    }
+}
+
+/// <summary>One reply shape for grant and introspection; absent fields are omitted.</summary>
+public sealed record OAuth2Reply
+{
+    public static OAuth2Reply Inactive { get; } = new() { Active = false };
+
+    [JsonPropertyName("active")]
+    public bool? Active { get; init; }
+
+    [JsonPropertyName("username")]
+    public string? Username { get; init; }
+
+    [JsonPropertyName("access_token")]
+    public string? AccessToken { get; init; }
+
+    [JsonPropertyName("token_type")]
+    public string? TokenType { get; init; }
+
+    [JsonPropertyName("error")]
+    public string? Error { get; init; }
+
+    [JsonPropertyName("error_description")]
+    public string? ErrorDescription { get; init; }
+}

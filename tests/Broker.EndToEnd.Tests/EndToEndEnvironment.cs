@@ -1,0 +1,178 @@
+using System.Net.Http.Json;
+using Broker.Gateway;
+using Broker.Portal;
+using Broker.Portal.Accounts;
+using Broker.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+
+namespace Broker.EndToEnd.Tests;
+
+/// <summary>
+/// The whole system as a person meets it: real redis-server, validation, portal and the YARP gateway
+/// in front, each on real Kestrel; Debian chromium driven by Playwright with a CDP virtual
+/// authenticator. The browser talks to http://localhost:PORT (the gateway), the origin passkeys are bound to.
+/// </summary>
+public sealed class EndToEndEnvironment : IAsyncDisposable
+{
+    // Flags verified on this machine (shared/notes/dotnet-stack.md): no sandbox in containers, no network besides loopback.
+    private static readonly string[] ChromiumArgs = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+    private readonly List<IAsyncDisposable> _owned = [];
+
+    public required string Origin { get; init; }
+
+    public required RunningApp Portal { get; init; }
+
+    public required CapturingLoggerProvider PortalLogs { get; init; }
+
+    public required IBrowser Browser { get; init; }
+
+    public required IPlaywright Playwright { get; init; }
+
+    public static async Task<EndToEndEnvironment> StartAsync(IDictionary<string, string?>? extra = null)
+    {
+        var redis = await RedisServer.StartAsync();
+        var dataDir = Path.Combine(Path.GetTempPath(), "broker-e2e-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(dataDir);
+        var gatewayPort = FreePort.Get();
+        var origin = $"http://localhost:{gatewayPort}";
+        var config = BrokerApps.BaseConfig(redis.Configuration);
+        config["Broker:DataDirectory"] = dataDir;
+        config["Broker:Portal:PublicOrigin"] = origin;
+        config["Broker:Portal:Mail:ImapHost"] = "imap.example.org";
+        config["Broker:Portal:Mail:SmtpHost"] = "smtp.example.org";
+        config["Broker:Portal:Mail:Domain"] = "example.org";
+        config["Logging:LogLevel:Broker"] = "Information";
+        foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
+        {
+            config[k] = v;
+        }
+
+
+        var validation = await BrokerApps.StartValidationAsync(config);
+        var logs = new CapturingLoggerProvider();
+        var portal = await BrokerApps.StartAsync(config, s => s.AddBrokerPortal(), app => app.MapBrokerPortal(), logs);
+        var gatewayConfig = new Dictionary<string, string?>(config)
+        {
+            ["Broker:Gateway:ValidationDestinations:local"] = validation.Address.ToString(),
+            ["Broker:Gateway:PortalDestinations:local"] = portal.Address.ToString(),
+        };
+        var gateway = await StartOnAsync($"http://localhost:{gatewayPort}", gatewayConfig, s => s.AddBrokerGateway(), app => app.MapBrokerGateway());
+
+        var playwright = await Microsoft.Playwright.Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = File.Exists("/usr/bin/chromium") ? "/usr/bin/chromium" : Tool.Find("chromium"),
+            Headless = true,
+            Args = ChromiumArgs,
+        });
+        var env = new EndToEndEnvironment { Origin = origin, Portal = portal, Browser = browser, Playwright = playwright, PortalLogs = logs };
+        env._owned.AddRange([gateway, portal, validation, redis]);
+        env._dataDir = dataDir;
+        return env;
+    }
+
+    private string? _dataDir;
+
+    /// <summary>A fresh browser context with a virtual platform authenticator (resident keys, user verification).</summary>
+    public async Task<IPage> NewPageWithAuthenticatorAsync()
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1100, Height = 800 } });
+        var page = await context.NewPageAsync();
+        var cdp = await context.NewCDPSessionAsync(page);
+        await cdp.SendAsync("WebAuthn.enable");
+        await cdp.SendAsync("WebAuthn.addVirtualAuthenticator", new Dictionary<string, object>
+        {
+            ["options"] = new Dictionary<string, object>
+            {
+                ["protocol"] = "ctap2",
+                ["transport"] = "internal",
+                ["hasResidentKey"] = true,
+                ["hasUserVerification"] = true,
+                ["isUserVerified"] = true,
+                ["automaticPresenceSimulation"] = true,
+            },
+        });
+        return page;
+    }
+
+    /// <summary>The CLI path: a new account and its one-time enrollment link.</summary>
+    public async Task<string> CreateUserAsync(string username, bool admin = false)
+    {
+        var (_, link, _) = await PortalCommands.CreateUserAsync(Portal.Services, username, admin, CancellationToken.None);
+        Assert.StartsWith(Origin, link, StringComparison.Ordinal);
+        return link;
+    }
+
+    /// <summary>What a mail server does: POST /v1/validate on the gateway with its API key.</summary>
+    public async Task<(int Status, string Body)> ValidateThroughGatewayAsync(string username, string password, string service)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(Origin) };
+        http.DefaultRequestHeaders.Add(Broker.Core.Callers.CallerKeyOptions.HeaderName, BrokerApps.CallerKey);
+        using var response = await http.PostAsJsonAsync("/v1/validate", new { username, password, service, remoteIp = "203.0.113.5" });
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>Saves a full-page screenshot under artifacts/screenshots and copies it to docs/images for the user guide.</summary>
+    public static async Task ScreenshotAsync(IPage page, string name)
+    {
+        var root = RepoRoot();
+        var artifact = Path.Combine(root, "artifacts", "screenshots", name + ".png");
+        Directory.CreateDirectory(Path.GetDirectoryName(artifact)!);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = artifact, FullPage = true });
+        var docs = Path.Combine(root, "docs", "images");
+        Directory.CreateDirectory(docs);
+        File.Copy(artifact, Path.Combine(docs, name + ".png"), overwrite: true);
+    }
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Broker.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("Broker.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    private static async Task<RunningApp> StartOnAsync(string url, IDictionary<string, string?> config, Action<IServiceCollection> services, Action<WebApplication> map)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Configuration.AddInMemoryCollection(config);
+        builder.WebHost.UseUrls(url);
+        services(builder.Services);
+        var app = builder.Build();
+        map(app);
+        await app.StartAsync();
+        return new RunningApp(app, new Uri(url));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Browser.DisposeAsync();
+        Playwright.Dispose();
+        foreach (var owned in _owned)
+        {
+            await owned.DisposeAsync();
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        if (_dataDir is not null)
+        {
+            try
+            {
+                Directory.Delete(_dataDir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using Broker.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Broker.MailServers.Tests.Infrastructure;
+
+/// <summary>Broker as a mail server meets it: real redis-server, validation role, gateway in front.</summary>
+public sealed class BrokerUnderTest : IAsyncDisposable
+{
+    private BrokerUnderTest(RedisServer redis, RunningApp validation, RunningApp gateway, FakeTimeProvider time, CapturingLoggerProvider logs)
+    {
+        Logs = logs;
+        Redis = redis;
+        Validation = validation;
+        Gateway = gateway;
+        Time = time;
+    }
+
+    public RedisServer Redis { get; }
+
+    /// <summary>Every log line of the validation role, Information and up, for secret scans.</summary>
+    public CapturingLoggerProvider Logs { get; }
+
+    public RunningApp Validation { get; }
+
+    public RunningApp Gateway { get; }
+
+    /// <summary>Broker's clock: starts at the real time, moves only when a test advances it (expiry).</summary>
+    public FakeTimeProvider Time { get; }
+
+    /// <summary>The gateway's base URL without a trailing slash, e.g. <c>http://127.0.0.1:41234</c>.</summary>
+    public string GatewayUrl => Gateway.Address.ToString().TrimEnd('/');
+
+    public static async Task<BrokerUnderTest> StartAsync(IDictionary<string, string?>? extra = null)
+    {
+        var redis = await RedisServer.StartAsync();
+        var config = BrokerApps.BaseConfig(redis.Configuration);
+        foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
+        {
+            config[k] = v;
+        }
+
+        // Every IMAP client here is 127.0.0.1 and many tests fail on purpose: keep Broker's per-network
+        // throttle out of the way (its behaviour has its own tests) so test order cannot matter.
+        config.TryAdd("Broker:Throttling:PerNetwork", "100000");
+        config.TryAdd("Broker:Throttling:PerUser", "100");
+        // Broker's own categories at Information for the capture, the console stays at Warning.
+        config.TryAdd("Logging:LogLevel:Broker", "Information");
+        config.TryAdd("Logging:Console:LogLevel:Default", "Warning");
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var logs = new CapturingLoggerProvider();
+        var validation = await BrokerApps.StartValidationAsync(config, s => s.Replace(ServiceDescriptor.Singleton<TimeProvider>(time)), logs);
+        var gatewayConfig = new Dictionary<string, string?>(config)
+        {
+            ["Broker:Gateway:ValidationDestinations:main"] = validation.Address.ToString(),
+        };
+        var gateway = await BrokerApps.StartGatewayAsync(gatewayConfig);
+        return new BrokerUnderTest(redis, validation, gateway, time, logs);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Gateway.DisposeAsync();
+        await Validation.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+}

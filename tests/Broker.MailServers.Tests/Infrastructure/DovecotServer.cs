@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Globalization;
+using Broker.Testing;
+
+namespace Broker.MailServers.Tests.Infrastructure;
+
+/// <summary>
+/// A real Dovecot (Debian 2.3) in its own directory: own base_dir, state_dir, config, log and mail,
+/// IMAP on a free loopback port, unprivileged users as a root-started Dovecot needs them. The
+/// caller supplies conf.d-style snippets (rendered from infra/); this class writes only what the
+/// admin's own dovecot.conf would hold.
+/// </summary>
+public sealed class DovecotServer : IAsyncDisposable
+{
+    private Process? _process;
+
+    private DovecotServer(string name, string dir, int imapPort)
+    {
+        Name = name;
+        Dir = dir;
+        ImapPort = imapPort;
+    }
+
+    public string Name { get; }
+
+    public string Dir { get; }
+
+    public int ImapPort { get; }
+
+    public string ConfigPath => Path.Combine(Dir, "dovecot.conf");
+
+    public string LogPath => Path.Combine(Dir, "dovecot.log");
+
+    /// <summary>Dovecot's auth-client socket, for measuring the auth step alone.</summary>
+    public string AuthClientSocket => Path.Combine(Dir, "run", "auth-client");
+
+    public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : string.Empty;
+
+    /// <param name="name">Instance name (logs, directory).</param>
+    /// <param name="snippets">conf.d files (name, rendered text), included in order.</param>
+    /// <param name="extraMain">Test-only main settings (e.g. a userdb), appended to dovecot.conf.</param>
+    /// <param name="dir">Directory to use (created by the caller when files must be placed first).</param>
+    public static async Task<DovecotServer> StartAsync(string name, IEnumerable<(string Name, string Text)> snippets, string? extraMain = null, string? dir = null)
+    {
+        dir ??= Shell.TempDirectory("dovecot-" + name);
+        var server = new DovecotServer(name, dir, FreePort.Get());
+        server.WriteConfig(snippets, extraMain);
+        await server.StartProcessAsync();
+        return server;
+    }
+
+    private void WriteConfig(IEnumerable<(string Name, string Text)> snippets, string? extraMain)
+    {
+        var mail = Path.Combine(Dir, "mail");
+        Directory.CreateDirectory(mail);
+        // Mail processes run as nobody (uid 65534): Dovecot refuses to run them as root.
+        File.SetUnixFileMode(mail, (UnixFileMode)0x1FF);
+        Directory.CreateDirectory(Path.Combine(Dir, "conf.d"));
+        var includes = new List<string>();
+        foreach (var (file, text) in snippets)
+        {
+            var path = Path.Combine(Dir, "conf.d", file);
+            File.WriteAllText(path, text);
+            includes.Add($"!include {path}");
+        }
+
+        var port = ImapPort.ToString(CultureInfo.InvariantCulture);
+        File.WriteAllText(ConfigPath, $$"""
+            # Written by the test: what an admin's own dovecot.conf holds. Broker's parts come from infra/.
+            instance_name = broker-test-{{Name}}-{{Path.GetFileName(Dir)[^6..]}}
+            base_dir = {{Dir}}/run
+            state_dir = {{Dir}}/state
+            protocols = imap
+            listen = 127.0.0.1
+            ssl = no
+            disable_plaintext_auth = no
+            default_internal_user = dovecot
+            default_login_user = dovenull
+            log_path = {{LogPath}}
+            auth_verbose = yes
+            # Failures answer at once, so the suite stays fast; production keeps the default (2 s).
+            auth_failure_delay = 0
+            # Tests fail the same user from the same address many times; anvil's auth penalty (4-15 s per
+            # IP+user after a failure) would make the suite crawl. Production keeps it (see docs/dovecot.md).
+            service anvil {
+              unix_listener anvil-auth-penalty {
+                mode = 0
+              }
+            }
+            mail_location = maildir:{{mail}}/%n
+            userdb {
+              driver = static
+              args = uid=65534 gid=65534 home={{mail}}/%n
+            }
+            service imap-login {
+              inet_listener imap {
+                address = 127.0.0.1
+                port = {{port}}
+              }
+              inet_listener imaps {
+                port = 0
+              }
+            }
+            {{string.Join('\n', includes)}}
+            {{extraMain ?? string.Empty}}
+            """);
+    }
+
+    private async Task StartProcessAsync()
+    {
+        var psi = new ProcessStartInfo(Tool.Find("dovecot"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add("-F");
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(ConfigPath);
+        var errors = new System.Text.StringBuilder();
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("dovecot did not start.");
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (errors) { errors.AppendLine(e.Data); } } };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (errors) { errors.AppendLine(e.Data); } } };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"dovecot exited at start ({_process.ExitCode}): {errors}\n{Log}");
+            }
+
+            try
+            {
+                await FreePort.WaitListeningAsync(ImapPort, TimeSpan.FromMilliseconds(200));
+                return;
+            }
+            catch (System.Net.Sockets.SocketException) when (DateTime.UtcNow < deadline)
+            {
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_process is { HasExited: false } p)
+        {
+            // "dovecot stop" ends the master and all its children cleanly; kill is the fallback.
+            try
+            {
+                await Shell.RunAsync(Tool.Find("dovecot"), ["-c", ConfigPath, "stop"], TimeSpan.FromSeconds(10));
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                await p.WaitForExitAsync(cts.Token);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException or InvalidOperationException)
+            {
+                p.Kill(entireProcessTree: true);
+            }
+        }
+
+        _process?.Dispose();
+        Shell.DeleteQuietly(Dir);
+    }
+}

@@ -1,0 +1,78 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Broker.MailServers.Tests.Infrastructure;
+
+/// <summary>
+/// A minimal IMAP client for assertions on the exact tagged reply (response codes such as
+/// <c>[UNAVAILABLE]</c> or <c>[ALERT]</c>), which MailKit folds into exception messages.
+/// </summary>
+public sealed class RawImap : IAsyncDisposable
+{
+    private readonly TcpClient _tcp;
+    private readonly StreamReader _reader;
+    private readonly Stream _stream;
+    private int _tag;
+
+    private RawImap(TcpClient tcp)
+    {
+        _tcp = tcp;
+        _stream = tcp.GetStream();
+        _reader = new StreamReader(_stream, Encoding.ASCII);
+    }
+
+    public string Greeting { get; private set; } = string.Empty;
+
+    /// <param name="port">IMAP port on 127.0.0.1.</param>
+    /// <param name="from">Local source address (any 127.x.y.z), so tests can act as distinct clients.</param>
+    public static async Task<RawImap> ConnectAsync(int port, IPAddress? from = null)
+    {
+        var tcp = new TcpClient(AddressFamily.InterNetwork);
+        if (from is not null)
+        {
+            tcp.Client.Bind(new IPEndPoint(from, 0));
+        }
+
+        await tcp.ConnectAsync(IPAddress.Loopback, port);
+        var imap = new RawImap(tcp);
+        imap.Greeting = await imap.ReadLineAsync();
+        return imap;
+    }
+
+    public Task<string> LoginAsync(string user, string password) => CommandAsync($"LOGIN {Quote(user)} {Quote(password)}");
+
+    /// <summary>AUTHENTICATE PLAIN with an initial response (SASL-IR).</summary>
+    public Task<string> AuthenticatePlainAsync(string user, string password) =>
+        CommandAsync("AUTHENTICATE PLAIN " + (password.Length == 0 && user.Length == 0 ? "=" : Convert.ToBase64String(Encoding.UTF8.GetBytes($"\0{user}\0{password}"))));
+
+    /// <summary>Sends a command and returns the tagged reply line (untagged lines are skipped).</summary>
+    public async Task<string> CommandAsync(string command)
+    {
+        var tag = "a" + (++_tag).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var bytes = Encoding.UTF8.GetBytes($"{tag} {command}\r\n");
+        await _stream.WriteAsync(bytes);
+        while (true)
+        {
+            var line = await ReadLineAsync();
+            if (line.StartsWith(tag + " ", StringComparison.Ordinal))
+            {
+                return line[(tag.Length + 1)..];
+            }
+        }
+    }
+
+    private async Task<string> ReadLineAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        return await _reader.ReadLineAsync(cts.Token) ?? throw new IOException("The server closed the connection.");
+    }
+
+    private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
+    public ValueTask DisposeAsync()
+    {
+        _tcp.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,65 @@
+using Broker.MailServers.Tests.Infrastructure;
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using MimeKit;
+
+namespace Broker.MailServers.Tests;
+
+/// <summary>
+/// Real Postfix submission with the shipped infra/postfix files, authenticating through the shipped
+/// Dovecot SASL socket (infra/postfix/dovecot-10-postfix-auth.conf) and Broker's Lua passdb.
+/// </summary>
+[Collection(MailLabDefinition.Name)]
+public sealed class PostfixSubmissionTests(MailLab lab)
+{
+    [Theory]
+    [InlineData("PLAIN")]
+    [InlineData("LOGIN")]
+    public async Task Send_WithAppPassword_MessageAccepted(string mechanism)
+    {
+        var secret = await lab.IssueAsync("smtp-send@example.com", scopes: "submission");
+        using var client = new SmtpClient { Timeout = 15000, ServerCertificateValidationCallback = (_, cert, _, _) => lab.Postfix.IsOurCertificate(cert) };
+        await client.ConnectAsync("127.0.0.1", lab.Postfix.SubmissionPort, SecureSocketOptions.StartTls);
+        SaslMechanism sasl = mechanism == "PLAIN"
+            ? new SaslMechanismPlain("smtp-send@example.com", secret)
+            : new SaslMechanismLogin("smtp-send@example.com", secret);
+
+        await client.AuthenticateAsync(sasl);
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse("smtp-send@example.com"));
+        message.To.Add(MailboxAddress.Parse("someone@example.net"));
+        message.Subject = "hello through Broker";
+        message.Body = new TextPart("plain") { Text = "sent with an app password" };
+        var reply = await client.SendAsync(message);
+        await client.DisconnectAsync(true);
+
+        Assert.Contains("queued", reply, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Theory]
+    [InlineData("PLAIN")]
+    [InlineData("LOGIN")]
+    public async Task Auth_WrongPassword_535(string mechanism)
+    {
+        var secret = await lab.IssueAsync("smtp-wrong@example.com", scopes: "submission");
+        var imapOnly = await lab.IssueAsync("smtp-imaponly@example.com", scopes: "imap");
+        await using var smtp = await RawSmtp.ConnectWithTlsAsync(lab.Postfix);
+
+        var wrong = mechanism == "PLAIN" ? await smtp.AuthPlainAsync("smtp-wrong@example.com", secret[..^1] + "x") : await smtp.AuthLoginAsync("smtp-wrong@example.com", "account-password");
+        var noScope = mechanism == "PLAIN" ? await smtp.AuthPlainAsync("smtp-imaponly@example.com", imapOnly) : await smtp.AuthLoginAsync("smtp-imaponly@example.com", imapOnly);
+
+        Assert.StartsWith("535", wrong, StringComparison.Ordinal);
+        Assert.StartsWith("535", noScope, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Send_WithoutAuthentication_Refused()
+    {
+        await using var smtp = await RawSmtp.ConnectWithTlsAsync(lab.Postfix);
+
+        await smtp.CommandAsync("MAIL FROM:<anyone@example.com>");
+        var rcpt = await smtp.CommandAsync("RCPT TO:<someone@example.net>");
+
+        Assert.StartsWith("5", rcpt, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,112 @@
+using System.Net;
+using Broker.Portal.Tests.Infrastructure;
+
+namespace Broker.Portal.Tests.Flows;
+
+public sealed class EnrollmentAndAppPasswordTests
+{
+    [Fact]
+    public async Task Enroll_WithTotp_IssuesAppPasswordThatValidates()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("Alice@Example.org");
+
+        var (secret, page) = await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Thunderbird", "imap", "submission");
+
+        Assert.Contains("imap.example.org", page.TextOf("client-settings"), StringComparison.Ordinal);
+        // The owner is the normalised username, so the mail server's login matches in any case.
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("alice@example.org", secret, "imap"));
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("ALICE@example.org", secret, "submission"));
+        Assert.Equal(HttpStatusCode.Forbidden, await env.ValidateAsync("alice@example.org", secret, "pop3"));
+        // The portal password is never a mail password.
+        Assert.Equal(HttpStatusCode.Forbidden, await env.ValidateAsync("alice@example.org", PortalEnvironment.Password, "imap"));
+
+        var list = await user.Client.GetAsync("/AppPasswords");
+        Assert.Contains("Thunderbird", list.TextOf("app-passwords"), StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, list.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EnrollmentLink_UsedTwice_IsRefused()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var link = await env.CreateUserAsync("bob");
+        using var first = env.NewClient();
+        var page = await first.GetAsync(link);
+        var token = link.Split("token=")[1];
+        await first.PostAsync(page.Url, null, [new("Token", token), new("Password", PortalEnvironment.Password), new("Confirm", PortalEnvironment.Password)], page.AntiforgeryToken());
+
+        using var second = env.NewClient();
+        var again = await second.GetAsync(link);
+        Assert.Contains("not valid", again.Html, StringComparison.Ordinal);
+        Assert.DoesNotContain("name=\"Password\"", again.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PasswordOnlySession_CannotIssueAppPasswords()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var link = await env.CreateUserAsync("carol");
+        using var client = env.NewClient();
+        var page = await client.GetAsync(link);
+        var enrolled = await client.PostAsync(page.Url, null, [new("Token", link.Split("token=")[1]), new("Password", PortalEnvironment.Password), new("Confirm", PortalEnvironment.Password)], page.AntiforgeryToken());
+        Assert.Equal("/Security", enrolled.Url);
+        Assert.Contains("enroll-required", enrolled.Html, StringComparison.Ordinal);
+
+        // Reaching for app passwords sends the user back to enroll a second factor.
+        var newPage = await client.GetAsync("/AppPasswords/New");
+        Assert.Equal("/Security", newPage.Url);
+        var post = await client.PostAsync("/AppPasswords/New", null, [new("Name", "x"), new("Scopes", "imap"), new("Lifetime", "30.00:00:00")], enrolled.AntiforgeryToken(), follow: false);
+        Assert.NotEqual(HttpStatusCode.OK, post.Status);
+        Assert.Empty(await env.Portal.AppPasswords.ListAsync("carol"));
+
+        // Signing in again with the password alone also ends in enrollment, never in a full session.
+        using var again = env.NewClient();
+        var signedIn = await again.SubmitAsync("/Account/Login", "Password", [new("Username", "carol"), new("Password", PortalEnvironment.Password)]);
+        Assert.Equal("/Security", signedIn.Url);
+        Assert.Equal("/Security", (await again.GetAsync("/AppPasswords")).Url);
+    }
+
+    [Fact]
+    public async Task RenewRevokeAndRevokeAll_ChangeWhatValidates()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("dave");
+        var (one, _) = await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Phone");
+        var (two, _) = await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Laptop");
+        var (three, _) = await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Tablet");
+        var items = await env.Portal.AppPasswords.ListAsync("dave");
+        var phone = items.Single(a => a.Name == "Phone");
+
+        env.Time.Advance(TimeSpan.FromMinutes(1));
+        var list = await user.Client.GetAsync("/AppPasswords");
+        var renewed = await user.Client.PostAsync("/AppPasswords", "Renew", [new("Id", phone.Id)], list.AntiforgeryToken());
+        Assert.Contains("renewed", renewed.Html, StringComparison.Ordinal);
+        Assert.True((await env.Portal.AppPasswords.GetAsync("dave", phone.Id))!.Expires > phone.Expires);
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("dave", one));
+
+        await user.Client.PostAsync("/AppPasswords", "Revoke", [new("Id", phone.Id)], list.AntiforgeryToken());
+        Assert.Equal(HttpStatusCode.Forbidden, await env.ValidateAsync("dave", one));
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("dave", two));
+
+        await user.Client.PostAsync("/AppPasswords", "RevokeAll", [], list.AntiforgeryToken());
+        Assert.Equal(HttpStatusCode.Forbidden, await env.ValidateAsync("dave", two));
+        Assert.Equal(HttpStatusCode.Forbidden, await env.ValidateAsync("dave", three));
+    }
+
+    [Fact]
+    public async Task AppPasswordList_ShowsLastUseAndExpiryWarning()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("erin");
+        var form = await user.Client.GetAsync("/AppPasswords/New");
+        var created = await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "Outlook"), new("Scopes", "imap"), new("Lifetime", "7.00:00:00")], form.AntiforgeryToken());
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("erin", created.TextOf("app-password")));
+
+        var list = await user.Client.GetAsync("/AppPasswords");
+        var table = list.TextOf("app-passwords");
+        Assert.Contains("expires in", list.Html, StringComparison.Ordinal);
+        Assert.Contains("192.0.2.10", list.Html, StringComparison.Ordinal);
+        Assert.Contains("Outlook", table, StringComparison.Ordinal);
+    }
+}

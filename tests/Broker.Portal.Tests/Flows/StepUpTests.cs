@@ -1,0 +1,82 @@
+using System.Net;
+using Broker.Portal.Tests.Infrastructure;
+
+namespace Broker.Portal.Tests.Flows;
+
+public sealed class StepUpTests
+{
+    [Fact]
+    public async Task NewAppPassword_AfterFiveMinutes_RequiresStepUp()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("frank");
+        var form = await user.Client.GetAsync("/AppPasswords/New");
+        Assert.Equal("/AppPasswords/New", form.Url);
+
+        env.Time.Advance(TimeSpan.FromMinutes(5) + TimeSpan.FromSeconds(1));
+
+        var get = await user.Client.GetRawAsync("/AppPasswords/New");
+        Assert.Equal(HttpStatusCode.Redirect, get.Status);
+        Assert.StartsWith("/Account/StepUp", get.Location, StringComparison.Ordinal);
+        // The post itself is checked too: a form opened while fresh does not issue once stale.
+        var post = await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "Late"), new("Scopes", "imap"), new("Lifetime", "30.00:00:00")], form.AntiforgeryToken(), follow: false);
+        Assert.StartsWith("/Account/StepUp", post.Location, StringComparison.Ordinal);
+        Assert.Empty(await env.Portal.AppPasswords.ListAsync("frank"));
+
+        var stepUp = await user.Client.GetAsync(get.Location!);
+        var back = await user.Client.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/AppPasswords/New")], stepUp.AntiforgeryToken());
+        Assert.Equal("/AppPasswords/New", back.Url);
+        var (secret, _) = await PortalEnvironment.CreateAppPasswordAsync(user.Client, "After step-up");
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("frank", secret));
+    }
+
+    [Fact]
+    public async Task Renew_AfterFiveMinutes_RequiresStepUpAndKeepsExpiry()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("grace");
+        await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Phone");
+        var ap = (await env.Portal.AppPasswords.ListAsync("grace")).Single();
+
+        env.Time.Advance(TimeSpan.FromMinutes(6));
+        var list = await user.Client.GetAsync("/AppPasswords");
+        var renew = await user.Client.PostAsync("/AppPasswords", "Renew", [new("Id", ap.Id)], list.AntiforgeryToken(), follow: false);
+
+        Assert.StartsWith("/Account/StepUp", renew.Location, StringComparison.Ordinal);
+        Assert.Equal(ap.Expires, (await env.Portal.AppPasswords.GetAsync("grace", ap.Id))!.Expires);
+    }
+
+    [Fact]
+    public async Task StepUp_WithWrongCode_StaysStale()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("heidi");
+        env.Time.Advance(TimeSpan.FromMinutes(10));
+
+        var stepUp = await user.Client.GetAsync("/Account/StepUp?returnUrl=/AppPasswords/New");
+        var wrong = await user.Client.PostAsync(stepUp.Url, "Totp", [new("Code", "000000"), new("ReturnUrl", "/AppPasswords/New")], stepUp.AntiforgeryToken());
+        Assert.Contains("not valid", wrong.Html, StringComparison.Ordinal);
+        Assert.StartsWith("/Account/StepUp", (await user.Client.GetRawAsync("/AppPasswords/New")).Location, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StepUpWindow_IsConfigurable()
+    {
+        await using var env = await PortalEnvironment.StartAsync(new Dictionary<string, string?> { ["Broker:Portal:StepUpWindow"] = "00:01:00" });
+        var user = await env.EnrollWithTotpAsync("ivan");
+        env.Time.Advance(TimeSpan.FromSeconds(61));
+        Assert.StartsWith("/Account/StepUp", (await user.Client.GetRawAsync("/AppPasswords/New")).Location, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PasskeyRequiredPolicy_TotpOnlyUser_CannotIssue()
+    {
+        await using var env = await PortalEnvironment.StartAsync(new Dictionary<string, string?> { ["Broker:Portal:RequiredFactor"] = "passkey" });
+        var user = await env.EnrollWithTotpAsync("zoe");
+
+        var page = await user.Client.GetAsync("/AppPasswords/New");
+        Assert.Equal("/Security", page.Url);
+        Assert.Contains("requires a passkey", page.TextOf("enroll-required"), StringComparison.Ordinal);
+        Assert.Equal("/Security", (await user.Client.GetAsync("/AppPasswords")).Url);
+    }
+}

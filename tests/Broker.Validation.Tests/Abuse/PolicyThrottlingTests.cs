@@ -1,0 +1,39 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Broker.Testing;
+
+namespace Broker.Validation.Tests.Abuse;
+
+/// <summary>Dovecot's auth-policy hook refuses a source that Broker's own throttling has cut off, before any password check.</summary>
+public sealed class PolicyThrottlingTests(RedisFixture redis) : IClassFixture<RedisFixture>
+{
+    [Fact]
+    public async Task Policy_SprayingNetwork_IsRejectedBeforeThePasswordCheck_OthersAreNot()
+    {
+        await using var app = await BrokerApps.StartValidationAsync(BrokerApps.BaseConfig(redis.Server.Configuration));
+        using var client = app.CreateClient();
+        for (var i = 0; i < 60; i++)
+        {
+            using var r = await client.PostAsJsonAsync("/v1/validate", new { username = $"user{i}@example.com", password = "Spring2026!", service = "imap", remoteIp = "198.51.100.23" });
+        }
+
+        for (var i = 0; i < 50 && !await app.AppPasswords.IsNetworkThrottledAsync("198.51.100.23"); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        var sprayer = await AskAsync(client, "198.51.100.99");
+        var other = await AskAsync(client, "203.0.113.8");
+
+        Assert.Equal(-1, sprayer.GetProperty("status").GetInt32());
+        Assert.False(string.IsNullOrEmpty(sprayer.GetProperty("msg").GetString()));
+        Assert.Equal(0, other.GetProperty("status").GetInt32());
+    }
+
+    private static async Task<JsonElement> AskAsync(HttpClient client, string remote)
+    {
+        using var response = await client.PostAsJsonAsync("/v1/dovecot/policy?command=allow", new { device_id = "", login = "victim@example.com", mech = "PLAIN", protocol = "imap", pwhash = "abc", remote, session_id = "s1", tls = true });
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+}

@@ -141,11 +141,26 @@ public sealed class BrowserScenarios
         Assert.Equal(200, (await env.ValidateThroughGatewayAsync("bob@example.org", secret, "imap")).Status);
         Assert.Equal(403, (await env.ValidateThroughGatewayAsync("bob@example.org", secret, "submission")).Status);
 
+        // New-network approval: a login from elsewhere waits until the owner approves it on the list.
+        var store = env.Portal.AppPasswords;
+        await store.SetNewNetworkApprovalAsync("bob@example.org", true);
+        var elsewhere = new Broker.Core.AppPasswords.ValidationContext("imap", "198.51.100.23", "Thunderbird");
+        Assert.Equal(Broker.Core.AppPasswords.ValidationResult.ApprovalRequired, (await store.ValidateAsync("bob@example.org", secret, elsewhere)).Result);
+        await page.GotoAsync(env.Origin + "/AppPasswords");
+        await Expect(page.Locator("#pending")).ToContainTextAsync("198.51.100.0/24");
+        await EndToEndEnvironment.ScreenshotAsync(page, "15-new-network-approval");
+        await page.Locator("#pending button", new() { HasTextString = "Approve" }).ClickAsync();
+        await Expect(page.Locator(".flash")).ToContainTextAsync("may now be used from");
+        Assert.Equal(Broker.Core.AppPasswords.ValidationResult.Allowed, (await store.ValidateAsync("bob@example.org", secret, elsewhere)).Result);
+
         // The administrator pages, for the admin guide.
         await page.GotoAsync(env.Origin + "/Admin/Users");
         await EndToEndEnvironment.ScreenshotAsync(page, "12-admin-users");
         await page.GotoAsync(env.Origin + "/Admin/Policy");
         await EndToEndEnvironment.ScreenshotAsync(page, "13-admin-policy");
+        await page.GotoAsync(env.Origin + "/Admin/Audit");
+        await Expect(page.Locator("#audit-events")).ToContainTextAsync("New network approved");
+        await EndToEndEnvironment.ScreenshotAsync(page, "16-admin-audit");
         await page.GotoAsync(env.Origin + "/Account/StepUp?returnUrl=/AppPasswords/New");
         await EndToEndEnvironment.ScreenshotAsync(page, "14-step-up");
     }

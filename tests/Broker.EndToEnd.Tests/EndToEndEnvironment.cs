@@ -117,13 +117,24 @@ public sealed class EndToEndEnvironment : IAsyncDisposable
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
-    /// <summary>Saves a full-page screenshot under artifacts/screenshots and copies it to docs/images for the user guide.</summary>
+    /// <summary>Set to 1 to refresh the user guide's images in docs/images from this run.</summary>
+    public const string UpdateDocImagesVariable = "BROKER_UPDATE_DOC_IMAGES";
+
+    /// <summary>
+    /// Saves a full-page screenshot under artifacts/screenshots (ignored by git). It is copied to
+    /// docs/images only when BROKER_UPDATE_DOC_IMAGES=1, so that an ordinary run (CI) leaves the tree clean.
+    /// </summary>
     public static async Task ScreenshotAsync(IPage page, string name)
     {
         var root = RepoRoot();
         var artifact = Path.Combine(root, "artifacts", "screenshots", name + ".png");
         Directory.CreateDirectory(Path.GetDirectoryName(artifact)!);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = artifact, FullPage = true });
+        if (Environment.GetEnvironmentVariable(UpdateDocImagesVariable) != "1")
+        {
+            return;
+        }
+
         var docs = Path.Combine(root, "docs", "images");
         Directory.CreateDirectory(docs);
         File.Copy(artifact, Path.Combine(docs, name + ".png"), overwrite: true);

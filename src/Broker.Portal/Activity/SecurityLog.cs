@@ -28,6 +28,11 @@ public static class SecurityEventKinds
     public const string FactorsReset = "Sign-in factors reset by administrator";
     public const string EnrollmentLinkIssued = "Enrollment link issued";
     public const string Admin = "Admin rights changed";
+    public const string NetworkApproved = "New network approved";
+    public const string NetworkDenied = "New network denied, app password revoked";
+    public const string AllowedNetworksChanged = "Allowed networks changed";
+    public const string NetworkApprovalSetting = "New-network approval setting changed";
+    public const string AuditExported = "Audit trail exported";
 }
 
 /// <summary>Writes security activity. Never records secrets: only what happened, to whom, from where.</summary>
@@ -53,4 +58,41 @@ public sealed class SecurityLog(PortalDbContext db, IHttpContextAccessor http, T
 
     public Task<List<SecurityEvent>> AuditTrailAsync(int take = 200) =>
         db.SecurityEvents.Where(e => e.Actor != null).OrderByDescending(e => e.At).Take(take).ToListAsync();
+
+    /// <summary>All events matching an admin's filter, oldest first (read only: events are never changed).</summary>
+    public IQueryable<SecurityEvent> Search(AuditFilter filter)
+    {
+        var q = db.SecurityEvents.AsNoTracking();
+        if (!string.IsNullOrWhiteSpace(filter.User))
+        {
+            var user = filter.User.Trim().ToLowerInvariant();
+            q = q.Where(e => e.Username.Contains(user));
+        }
+
+        if (!string.IsNullOrWhiteSpace(filter.Kind))
+        {
+            q = q.Where(e => e.Kind == filter.Kind);
+        }
+
+        if (filter.From is { } from)
+        {
+            var start = new DateTimeOffset(from.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+            q = q.Where(e => e.At >= start);
+        }
+
+        if (filter.To is { } to)
+        {
+            // Inclusive: the whole "to" day (UTC).
+            var end = new DateTimeOffset(to.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+            q = q.Where(e => e.At < end);
+        }
+
+        return q;
+    }
+
+    /// <summary>The kinds that occur, for the admin filter.</summary>
+    public Task<List<string>> KindsAsync() => db.SecurityEvents.Select(e => e.Kind).Distinct().OrderBy(k => k).ToListAsync();
 }
+
+/// <summary>An admin's audit filter: part of a username, an event kind, a UTC date range (inclusive).</summary>
+public sealed record AuditFilter(string? User, string? Kind, DateOnly? From, DateOnly? To);

@@ -25,6 +25,8 @@ internal sealed partial class PortalDatabaseInitializer(IServiceProvider service
             Log.SchemaCreated(logger, db.Database.ProviderName ?? "?");
         }
 
+        await MakeSecurityEventsAppendOnlyAsync(db, cancellationToken);
+
         var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
         if (await users.Users.AnyAsync(cancellationToken))
         {
@@ -38,6 +40,32 @@ internal sealed partial class PortalDatabaseInitializer(IServiceProvider service
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// The audit trail is append-only in the database itself, not only by convention in code: on
+    /// SQLite, triggers abort any UPDATE or DELETE of a security event (also from a SQL shell or a
+    /// bug elsewhere). Idempotent, so databases created before the triggers existed get them too.
+    /// </summary>
+    internal static async Task MakeSecurityEventsAppendOnlyAsync(PortalDbContext db, CancellationToken ct)
+    {
+        if (db.Database.ProviderName != "Microsoft.EntityFrameworkCore.Sqlite")
+        {
+            return;
+        }
+
+        await db.Database.ExecuteSqlRawAsync(
+            """
+            CREATE TRIGGER IF NOT EXISTS "SecurityEvents_NoUpdate" BEFORE UPDATE ON "SecurityEvents"
+            BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
+            """,
+            ct);
+        await db.Database.ExecuteSqlRawAsync(
+            """
+            CREATE TRIGGER IF NOT EXISTS "SecurityEvents_NoDelete" BEFORE DELETE ON "SecurityEvents"
+            BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
+            """,
+            ct);
+    }
 
     private static partial class Log
     {

@@ -9,9 +9,10 @@ using Microsoft.Extensions.Logging;
 namespace Broker.Portal.Pages.Admin;
 
 /// <summary>User administration. Every change needs a fresh MFA check and lands in the audit trail.</summary>
-public sealed class AdminUsersModel(AccountService accounts, SecurityLog log, PortalDbContext db, ILogger<AdminUsersModel> logger) : PortalPage
+public sealed class AdminUsersModel(AccountService accounts, SecurityLog log, PortalDbContext db, AppPasswordService store, ILogger<AdminUsersModel> logger) : PortalPage
 {
-    public sealed record Row(PortalUser User, int Passkeys);
+    /// <summary>One user; <c>AsksForNewNetworks</c> is null when the credential store is unreachable.</summary>
+    public sealed record Row(PortalUser User, int Passkeys, bool? AsksForNewNetworks);
 
     public IReadOnlyList<Row> Rows { get; private set; } = [];
 
@@ -86,6 +87,22 @@ public sealed class AdminUsersModel(AccountService accounts, SecurityLog log, Po
         return null;
     });
 
+    /// <summary>New-network approval for one user: "on", "off", or "default" (follow the organisation policy).</summary>
+    public Task<IActionResult> OnPostNetworkApprovalAsync(string? id, string? approval) => ChangeAsync(id, async u =>
+    {
+        bool? value = approval switch
+        {
+            "on" => true,
+            "off" => false,
+            _ => null,
+        };
+        await store.SetNewNetworkApprovalAsync(u.UserName!, value);
+        var text = value switch { true => "on", false => "off", null => "organisation default" };
+        await log.RecordAsync(u, SecurityEventKinds.NetworkApprovalSetting, text, User.Identity!.Name);
+        Flash($"New-network approval for {u.UserName}: {text}.");
+        return null;
+    });
+
     private async Task<IActionResult> ChangeAsync(string? id, Func<PortalUser, Task<string?>> change)
     {
         if (!Sessions.IsFresh(User))
@@ -117,7 +134,18 @@ public sealed class AdminUsersModel(AccountService accounts, SecurityLog log, Po
     {
         var users = await db.Users.OrderBy(u => u.UserName).Take(500).ToListAsync();
         var passkeyCounts = await db.UserPasskeys.GroupBy(p => p.UserId).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(x => x.Key, x => x.Count);
-        Rows = [.. users.Select(u => new Row(u, passkeyCounts.GetValueOrDefault(u.Id)))];
+        var approvals = await Task.WhenAll(users.Select(async u =>
+        {
+            try
+            {
+                return await store.RequiresNewNetworkApprovalAsync(u.UserName!);
+            }
+            catch (StoreUnavailableException)
+            {
+                return (bool?)null;
+            }
+        }));
+        Rows = [.. users.Select((u, i) => new Row(u, passkeyCounts.GetValueOrDefault(u.Id), approvals[i]))];
         Audit = await log.AuditTrailAsync(100);
         return Page();
     }

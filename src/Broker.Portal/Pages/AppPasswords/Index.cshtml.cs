@@ -105,6 +105,111 @@ public sealed class AppPasswordsModel(
         }
     }
 
+    /// <summary>
+    /// Lets a pending network use the app password. Like issuing, it needs a fresh passkey/TOTP
+    /// check: a stolen session cookie must not be enough to let a stolen app password in.
+    /// </summary>
+    public async Task<IActionResult> OnPostApproveAsync(string? id, string? network)
+    {
+        if (!Sessions.IsFresh(User))
+        {
+            return StepUp("/AppPasswords");
+        }
+
+        var user = await CurrentUserAsync();
+        try
+        {
+            // Only the caller's own app passwords and only a network that is actually pending: another
+            // user's id or a made-up network finds nothing and changes nothing.
+            var ap = await store.GetAsync(user.UserName!, id ?? string.Empty);
+            if (ap is not null && network is not null && ap.PendingNetworks.Contains(network, StringComparer.Ordinal)
+                && await store.ApproveNetworkAsync(user.UserName!, ap.Id, network))
+            {
+                await log.RecordAsync(user, SecurityEventKinds.NetworkApproved, $"{ap.Name}: {network}");
+                Flash($"“{ap.Name}” may now be used from {network}. The mail app succeeds at its next try.");
+            }
+
+            return RedirectToPage();
+        }
+        catch (StoreUnavailableException ex)
+        {
+            PortalLog.StoreUnavailable(logger, ex);
+            Error = StoreDown;
+            return await ShowAsync();
+        }
+    }
+
+    /// <summary>
+    /// "That was not me": revokes the app password, since whoever tried it from there has it. Taking
+    /// access away needs no step-up.
+    /// </summary>
+    public async Task<IActionResult> OnPostDenyAsync(string? id, string? network)
+    {
+        var user = await CurrentUserAsync();
+        try
+        {
+            var ap = await store.GetAsync(user.UserName!, id ?? string.Empty);
+            if (ap is not null && await store.RevokeAsync(user.UserName!, ap.Id))
+            {
+                var from = network is not null && ap.PendingNetworks.Contains(network, StringComparer.Ordinal) ? network : "a new network";
+                await log.RecordAsync(user, SecurityEventKinds.NetworkDenied, $"{ap.Name}: {from}");
+                Flash($"“{ap.Name}” revoked: it was tried from {from}. Create a new app password for your own mail app.");
+            }
+
+            return RedirectToPage();
+        }
+        catch (StoreUnavailableException ex)
+        {
+            PortalLog.StoreUnavailable(logger, ex);
+            Error = StoreDown;
+            return await ShowAsync();
+        }
+    }
+
+    /// <summary>Sets or clears where an app password may be used from (fresh MFA: it can widen access).</summary>
+    public async Task<IActionResult> OnPostAllowedNetworksAsync(string? id, string? networks)
+    {
+        if (!Sessions.IsFresh(User))
+        {
+            return StepUp("/AppPasswords");
+        }
+
+        var user = await CurrentUserAsync();
+        try
+        {
+            var ap = await store.GetAsync(user.UserName!, id ?? string.Empty);
+            if (ap is null)
+            {
+                return RedirectToPage();
+            }
+
+            var cidrs = (networks ?? string.Empty).Split([',', ' ', '\n', '\r', '\t', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var updated = await store.SetAllowedNetworksAsync(user.UserName!, ap.Id, cidrs);
+            var text = updated.AllowedNetworks.Count == 0 ? "anywhere" : string.Join(", ", updated.AllowedNetworks);
+            await log.RecordAsync(user, SecurityEventKinds.AllowedNetworksChanged, $"{updated.Name}: {text}");
+            Flash(updated.AllowedNetworks.Count == 0 ? $"“{updated.Name}” may be used from anywhere." : $"“{updated.Name}” may be used only from {text}.");
+            return RedirectToPage();
+        }
+        catch (AppPasswordException ex)
+        {
+            Error = ex.Message;
+            NetworksInput = networks;
+            NetworksFor = id;
+        }
+        catch (StoreUnavailableException ex)
+        {
+            PortalLog.StoreUnavailable(logger, ex);
+            Error = StoreDown;
+        }
+
+        return await ShowAsync();
+    }
+
+    /// <summary>What was typed into a refused allowed-networks form, shown again to be corrected.</summary>
+    public string? NetworksInput { get; private set; }
+
+    public string? NetworksFor { get; private set; }
+
     public static string Describe(TimeSpan t) =>
         t.TotalDays >= 2 ? $"{(int)t.TotalDays} days" : t.TotalHours >= 2 ? $"{(int)t.TotalHours} hours" : $"{Math.Max(1, (int)t.TotalMinutes)} minutes";
 

@@ -110,7 +110,8 @@ public sealed class NewAppPasswordModel(
         var user = await CurrentUserAsync();
         try
         {
-            Created = await store.IssueAsync(user.UserName!, Name, Scopes, life);
+            // The network the owner creates it from counts as approved: the first login from the same place is not held.
+            Created = await store.IssueAsync(user.UserName!, Name, Scopes, life, HttpContext.Connection.RemoteIpAddress?.ToString(), HttpContext.RequestAborted);
         }
         catch (AppPasswordException ex)
         {

@@ -20,6 +20,7 @@ public sealed class SecurityModel(
     RecoveryCodeService recoveryCodes,
     Totp.TotpService totp,
     SecurityLog log,
+    Broker.Core.AppPasswords.AppPasswordService store,
     IOptions<PortalOptions> options,
     ILogger<SecurityModel> logger) : PortalPage
 {
@@ -32,6 +33,9 @@ public sealed class SecurityModel(
     public IReadOnlyList<string>? NewRecoveryCodes { get; private set; }
 
     public string? Error { get; private set; }
+
+    /// <summary>Whether logins from a new network wait for this user's approval; null when the store is unreachable.</summary>
+    public bool? AsksForNewNetworks { get; private set; }
 
     public static string PasskeyId(UserPasskeyInfo pk) => WebEncoders.Base64UrlEncode(pk.CredentialId);
 
@@ -161,6 +165,36 @@ public sealed class SecurityModel(
     }
 
     /// <summary>
+    /// "Ask me before an app password is used from a new network". Turning it on is always
+    /// allowed; turning it off weakens protection, so it needs a fresh passkey/TOTP check.
+    /// </summary>
+    public async Task<IActionResult> OnPostNewNetworkApprovalAsync(bool enabled)
+    {
+        var user = await CurrentUserAsync();
+        if (!enabled && !IsFreshMfa())
+        {
+            return StepUp("/Security");
+        }
+
+        try
+        {
+            await store.SetNewNetworkApprovalAsync(user.UserName!, enabled);
+        }
+        catch (Broker.Core.AppPasswords.StoreUnavailableException ex)
+        {
+            PortalLog.StoreUnavailable(logger, ex);
+            Error = "The credential store is not reachable right now. Nothing was changed; try again in a moment.";
+            return await ShowAsync(user);
+        }
+
+        await log.RecordAsync(user, SecurityEventKinds.NetworkApprovalSetting, enabled ? "on" : "off");
+        Flash(enabled
+            ? "From now on, an app password used from a new network waits until you approve it on the App passwords page."
+            : "App passwords work from any network again (unless you limited them).");
+        return RedirectToPage();
+    }
+
+    /// <summary>
     /// After a factor is added: the first factor turns a password-only session into a full one (the
     /// user has just proved the new factor) and produces the recovery codes.
     /// </summary>
@@ -205,6 +239,15 @@ public sealed class SecurityModel(
     {
         Factors = await accounts.FactorsAsync(user);
         MeetsPolicy = accounts.MeetsFactorPolicy(Factors);
+        try
+        {
+            AsksForNewNetworks = await store.RequiresNewNetworkApprovalAsync(user.UserName!);
+        }
+        catch (Broker.Core.AppPasswords.StoreUnavailableException ex)
+        {
+            PortalLog.StoreUnavailable(logger, ex);
+        }
+
         return Page();
     }
 

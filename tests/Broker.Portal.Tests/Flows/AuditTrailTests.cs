@@ -1,0 +1,150 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Broker.Core.Audit;
+using Broker.Portal.Activity;
+using Broker.Portal.Data;
+using Broker.Portal.Tests.Infrastructure;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Broker.Portal.Tests.Flows;
+
+/// <summary>The admin audit trail: filter, JSON-lines export, mail-side events, append-only storage.</summary>
+public sealed class AuditTrailTests
+{
+    [Fact]
+    public async Task AdminAudit_FiltersByUserKindAndDate()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var today = DateOnly.FromDateTime(env.Time.GetUtcNow().UtcDateTime);
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        var user = await env.EnrollWithTotpAsync("kate");
+        await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Tablet");
+
+        var all = (await admin.Client.GetAsync("/Admin/Audit")).TextOf("audit-events");
+        Assert.Contains("root", all, StringComparison.Ordinal);
+        Assert.Contains("App password created", all, StringComparison.Ordinal);
+
+        var byUser = (await admin.Client.GetAsync("/Admin/Audit?user=kat")).TextOf("audit-events");
+        Assert.Contains("kate", byUser, StringComparison.Ordinal);
+        Assert.DoesNotContain("root", byUser, StringComparison.Ordinal);
+
+        var byKind = (await admin.Client.GetAsync("/Admin/Audit?kind=" + Uri.EscapeDataString("App password created"))).TextOf("audit-events");
+        Assert.Contains("Tablet", byKind, StringComparison.Ordinal);
+        Assert.DoesNotContain("Signed in", byKind, StringComparison.Ordinal);
+
+        var inRange = (await admin.Client.GetAsync($"/Admin/Audit?from={Day(today)}&to={Day(today.AddDays(1))}")).TextOf("audit-events");
+        Assert.Contains("kate", inRange, StringComparison.Ordinal);
+        var before = (await admin.Client.GetAsync($"/Admin/Audit?to={Day(today.AddDays(-1))}")).TextOf("audit-events");
+        Assert.DoesNotContain("kate", before, StringComparison.Ordinal);
+        var after = (await admin.Client.GetAsync($"/Admin/Audit?from={Day(today.AddDays(2))}")).TextOf("audit-events");
+        Assert.DoesNotContain("kate", after, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AdminAudit_ExportsFilteredJsonLines_IncludingMailSideEvents()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        await env.EnrollWithTotpAsync("liam");
+        await DeliverMailEventsAsync(env, new AuditEvent { At = env.Time.GetUtcNow(), Kind = AuditKinds.MailLoginDenied, Username = "liam", Detail = "reason WrongPassword, service imap", RemoteIp = "192.0.2.66", Client = "Thunderbird", Caller = "dovecot-1" });
+
+        var page = await admin.Client.GetAsync("/Admin/Audit?user=liam");
+        Assert.Contains("/Admin/Audit/Export?user=liam", WebUtility.HtmlDecode(page.Html), StringComparison.Ordinal);
+        using var response = await admin.Client.Http.GetAsync("/Admin/Audit/Export?user=liam");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/x-ndjson", response.Content.Headers.ContentType!.MediaType);
+        var lines = (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var events = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.NotEmpty(events);
+        Assert.All(events, e => Assert.Equal("liam", e.GetProperty("username").GetString()));
+        var mail = Assert.Single(events, e => e.GetProperty("kind").GetString() == AuditKinds.MailLoginDenied);
+        Assert.Equal("192.0.2.66", mail.GetProperty("remoteIp").GetString());
+        Assert.Contains("client Thunderbird", mail.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        // Oldest first.
+        var times = events.Select(e => e.GetProperty("at").GetDateTimeOffset()).ToList();
+        Assert.Equal(times.Order(), times);
+
+        // The export itself is an admin action in the trail.
+        Assert.Contains(SecurityEventKinds.AuditExported, (await admin.Client.GetAsync("/Admin/Audit?user=root")).TextOf("audit-events"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AdminAuditExport_WithoutFreshMfa_RequiresStepUp()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        env.Time.Advance(TimeSpan.FromMinutes(6));
+        var export = await admin.Client.GetRawAsync("/Admin/Audit/Export");
+        Assert.Equal(HttpStatusCode.Redirect, export.Status);
+        Assert.StartsWith("/Account/StepUp", export.Location, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NonAdmin_CannotSeeOrExportTheAuditTrail()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("mona");
+        foreach (var path in new[] { "/Admin/Audit", "/Admin/Audit/Export" })
+        {
+            Assert.Equal("/Account/Denied", (await user.Client.GetAsync(path)).Url.Split('?')[0]);
+        }
+    }
+
+    [Fact]
+    public async Task MailAuditSink_StoresEventsForTheMatchingAccount()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("nora");
+        await DeliverMailEventsAsync(env,
+            new AuditEvent { At = env.Time.GetUtcNow(), Kind = AuditKinds.ApprovalRequested, Username = "nora", Detail = "app password abc, service imap", RemoteIp = "198.51.100.9" },
+            new AuditEvent { At = env.Time.GetUtcNow(), Kind = AuditKinds.MailLoginThrottled, Username = "nobody-here", RemoteIp = "198.51.100.10" });
+
+        var activity = (await user.Client.GetAsync("/Security/Activity")).TextOf("activity");
+        Assert.Contains(AuditKinds.ApprovalRequested, activity, StringComparison.Ordinal);
+        Assert.Contains("198.51.100.9", activity, StringComparison.Ordinal);
+        Assert.DoesNotContain("198.51.100.10", activity, StringComparison.Ordinal);
+
+        await using var scope = env.Portal.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        var unknown = await db.SecurityEvents.SingleAsync(e => e.Username == "nobody-here");
+        Assert.Null(unknown.UserId);
+    }
+
+    [Fact]
+    public async Task SecurityEvents_UpdateAndDelete_AreRefusedByTheDatabase()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        await env.EnrollWithTotpAsync("olive");
+        await using var scope = env.Portal.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        var count = await db.SecurityEvents.CountAsync();
+        Assert.True(count > 0);
+
+        var update = await Assert.ThrowsAsync<SqliteException>(() => db.SecurityEvents.ExecuteUpdateAsync(s => s.SetProperty(e => e.Detail, "rewritten")));
+        Assert.Contains("append-only", update.Message, StringComparison.Ordinal);
+        var delete = await Assert.ThrowsAsync<SqliteException>(() => db.SecurityEvents.ExecuteDeleteAsync());
+        Assert.Contains("append-only", delete.Message, StringComparison.Ordinal);
+
+        // Through the change tracker too.
+        var one = await db.SecurityEvents.FirstAsync();
+        db.SecurityEvents.Remove(one);
+        await Assert.ThrowsAsync<DbUpdateException>(() => db.SaveChangesAsync());
+
+        await using var fresh = env.Portal.Services.CreateAsyncScope();
+        var check = fresh.ServiceProvider.GetRequiredService<PortalDbContext>();
+        Assert.Equal(count, await check.SecurityEvents.CountAsync());
+        Assert.DoesNotContain(await check.SecurityEvents.Select(e => e.Detail).ToListAsync(), d => d == "rewritten");
+        // Appending still works.
+        await env.EnrollWithTotpAsync("pete");
+        Assert.True(await check.SecurityEvents.CountAsync() > count);
+    }
+
+    /// <summary>What the host's audit pump does with a batch from the mail side.</summary>
+    private static Task DeliverMailEventsAsync(PortalEnvironment env, params AuditEvent[] events) =>
+        new MailAuditSink(env.Portal.Services.GetRequiredService<IServiceScopeFactory>()).HandleAsync(events, CancellationToken.None);
+
+    private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+}

@@ -28,7 +28,7 @@ for (var i = 0; i < args.Length; i++)
 
 const string User = "bench@example.com";
 const string StaticPassword = "bench-static-password";
-await using var broker = await BrokerUnderTest.StartAsync(new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Error" });
+await using var broker = await BrokerUnderTest.StartAsync(new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Error" }, appendFsync: "everysec");
 var secret = (await broker.Validation.AppPasswords.IssueAsync(User, "bench", ["imap"], null)).Secret;
 
 var passwdDir = Shell.TempDirectory("bench-passwd");
@@ -172,7 +172,7 @@ var authOverhead = Percentile(socket[1], 0.5) - Percentile(socket[0], 0.5);
 var report = new StringBuilder();
 report.AppendLine("## Mail-server integration");
 report.AppendLine();
-report.AppendLine(ci, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on this machine ({Environment.ProcessorCount} vCPUs, shared with other work), Dovecot {(await Shell.RunAsync(Tool.Find("dovecot"), ["--version"])).Output.Trim()}, auth cache off (`auth_cache_size = 0`), {logins} sequential logins per row after 20 warm-up logins, a fresh TCP connection per IMAP login, all Dovecots interleaved in the same run, each configured from the shipped `infra/dovecot` files; Broker (gateway, validation) runs in the benchmark process with redis-server, all on loopback. Baseline: a `passwd-file` with a `{{PLAIN}}` password (the cheapest possible passdb).");
+report.AppendLine(ci, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on this machine ({Environment.ProcessorCount} vCPUs, shared with other work), Dovecot {(await Shell.RunAsync(Tool.Find("dovecot"), ["--version"])).Output.Trim()}, auth cache off (`auth_cache_size = 0`), {logins} sequential logins per row after 20 warm-up logins, a fresh TCP connection per IMAP login, all Dovecots interleaved in the same run, each configured from the shipped `infra/dovecot` files; Broker (gateway, validation) runs in the benchmark process with redis-server (`appendfsync everysec`), all on loopback. Baseline: a `passwd-file` with a `{{PLAIN}}` password (the cheapest possible passdb).");
 report.AppendLine();
 report.AppendLine("| passdb | IMAP login median / p99 (ms) | auth only over Dovecot's auth-client socket, median / p99 (ms) |");
 report.AppendLine("|---|---|---|");

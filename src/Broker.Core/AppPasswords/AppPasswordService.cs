@@ -262,7 +262,7 @@ public sealed partial class AppPasswordService(
     public async Task<ValidationOutcome> ValidateAsync(string? user, string? password, ValidationContext context, CancellationToken ct = default)
     {
         var t = throttling.Value;
-        var network = SourceNetwork.Of(context.RemoteIp, t.IPv4Prefix, t.IPv6Prefix);
+        var network = NetworkOf(context.RemoteIp);
         var now = Now();
         var window = new Window(now, t.Window);
         if (!Username.TryNormalize(user, out var owner))
@@ -308,9 +308,7 @@ public sealed partial class AppPasswordService(
             // pipelined with the user's: both travel in the same round trip.
             var db = Db;
             var userCall = db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs);
-            var networkCall = t.Enabled && network is not null
-                ? db.ScriptEvaluateAsync(AppPasswordScripts.Network, [keys.NetworkFailures(network, window.Current), keys.NetworkFailures(network, window.Current - 1)], ["check", window.PreviousWeight, (long)t.Window.TotalMilliseconds])
-                : null;
+            var networkCall = t.Enabled && network is not null ? NetworkScript(db, network, window, "check") : null;
             parts = (RedisResult[]?)await Run(_ => userCall, ct) ?? [];
             if (networkCall is not null)
             {
@@ -471,17 +469,14 @@ public sealed partial class AppPasswordService(
     public async Task<bool> IsNetworkThrottledAsync(string? remoteIp, CancellationToken ct = default)
     {
         var t = throttling.Value;
-        var network = SourceNetwork.Of(remoteIp, t.IPv4Prefix, t.IPv6Prefix);
+        var network = NetworkOf(remoteIp);
         if (!t.Enabled || network is null)
         {
             return false;
         }
 
         var window = new Window(Now(), t.Window);
-        var rate = (string?)await Run(db => db.ScriptEvaluateAsync(
-            AppPasswordScripts.Network,
-            [keys.NetworkFailures(network, window.Current), keys.NetworkFailures(network, window.Current - 1)],
-            ["check", window.PreviousWeight, (long)t.Window.TotalMilliseconds]), ct);
+        var rate = (string?)await Run(db => NetworkScript(db, network, window, "check"), ct);
         return double.Parse(rate ?? "0", CultureInfo.InvariantCulture) >= t.PerNetwork;
     }
 
@@ -496,12 +491,16 @@ public sealed partial class AppPasswordService(
             return;
         }
 
-        _ = Db.ScriptEvaluateAsync(
+        _ = NetworkScript(Db, network, window, "fail", CommandFlags.FireAndForget);
+    }
+
+    /// <summary>Reads (<c>check</c>) or counts a failure for (<c>fail</c>) a source network's sliding window.</summary>
+    private Task<RedisResult> NetworkScript(IDatabase db, string network, Window window, string mode, CommandFlags flags = CommandFlags.None) =>
+        db.ScriptEvaluateAsync(
             AppPasswordScripts.Network,
             [keys.NetworkFailures(network, window.Current), keys.NetworkFailures(network, window.Current - 1)],
-            ["fail", window.PreviousWeight, (long)t.Window.TotalMilliseconds],
-            CommandFlags.FireAndForget);
-    }
+            [mode, window.PreviousWeight, (long)throttling.Value.Window.TotalMilliseconds],
+            flags);
 
     /// <summary>
     /// Sliding window approximated by two fixed buckets: the current count plus the previous

@@ -32,9 +32,11 @@ public sealed class BrokerUnderTest : IAsyncDisposable
     /// <summary>The gateway's base URL without a trailing slash, e.g. <c>http://127.0.0.1:41234</c>.</summary>
     public string GatewayUrl => Gateway.Address.ToString().TrimEnd('/');
 
-    public static async Task<BrokerUnderTest> StartAsync(IDictionary<string, string?>? extra = null)
+    /// <param name="extra">Settings added to the test defaults.</param>
+    /// <param name="appendFsync">redis-server's <c>appendfsync</c>; benchmarks use the production recommendation <c>everysec</c>.</param>
+    public static async Task<BrokerUnderTest> StartAsync(IDictionary<string, string?>? extra = null, string appendFsync = "always")
     {
-        var redis = await RedisServer.StartAsync();
+        var redis = await RedisServer.StartAsync(appendFsync);
         var config = BrokerApps.BaseConfig(redis.Configuration);
         foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
         {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Broker.Core.AppPasswords;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -11,6 +12,12 @@ public sealed partial class ExpiryReminder(AppPasswordService store, MailNotifie
     /// <summary>Sends the reminders due now. Returns the app passwords it reminded about.</summary>
     public async Task<IReadOnlyList<AppPassword>> RemindAsync(CancellationToken ct)
     {
+        if (!options.Value.Enabled)
+        {
+            // Marking without sending would use the reminders up for when notifications are turned on.
+            return [];
+        }
+
         var now = time.GetUtcNow();
         var horizon = now + options.Value.ExpiryWarning;
         var reminded = new List<AppPassword>();
@@ -21,7 +28,7 @@ public sealed partial class ExpiryReminder(AppPasswordService store, MailNotifie
                 if (ap.IsActive(now) && ap.Expires <= horizon && await store.MarkExpiryReminderSentAsync(owner, ap.Id, ct))
                 {
                     reminded.Add(ap);
-                    await notifier.SendAsync(owner, $"App password \"{ap.Name}\" expires {ap.Expires:yyyy-MM-dd}",
+                    await notifier.SendAsync(owner, string.Create(CultureInfo.InvariantCulture, $"App password \"{ap.Name}\" expires {ap.Expires.UtcDateTime:yyyy-MM-dd}"),
                         $"""
                         Your app password "{ap.Name}" ({string.Join(", ", ap.Scopes)}) expires {ap.Expires:u}.
                         After that, the mail client using it will ask for a password again.

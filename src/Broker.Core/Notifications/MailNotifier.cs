@@ -1,9 +1,12 @@
+using System.Globalization;
 using Broker.Core.AppPasswords;
 using Broker.Core.Audit;
+using Broker.Core.Redis;
 using MailKit.Net.Smtp;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MimeKit;
+using StackExchange.Redis;
 
 namespace Broker.Core.Notifications;
 
@@ -11,9 +14,15 @@ namespace Broker.Core.Notifications;
 /// Tells users by email what happened to their account: a new app password, first use of one
 /// from a new network, repeated failed logins. Messages carry what, when, where — never a secret.
 /// </summary>
-public sealed partial class MailNotifier(IOptions<NotificationOptions> options, TimeProvider time, ILogger<MailNotifier> logger)
+public sealed partial class MailNotifier(IOptions<NotificationOptions> options, TimeProvider time, IConnectionMultiplexer? redis, RedisKeys? keys, ILogger<MailNotifier> logger)
     : IAppPasswordEvents, IAuditSink
 {
+    /// <summary>Without the store: every username counts as an account (unit tests of other parts).</summary>
+    public MailNotifier(IOptions<NotificationOptions> options, TimeProvider time, ILogger<MailNotifier> logger)
+        : this(options, time, null, null, logger)
+    {
+    }
+
     private readonly Dictionary<string, DateTimeOffset> _lastFailureNotice = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
@@ -28,15 +37,24 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
             If this was not you, revoke it and all others now{PortalLink("/AppPasswords")} and tell your administrator.
             """, ct);
 
-    public Task HandleAsync(IReadOnlyList<AuditEvent> events, CancellationToken ct) => Task.WhenAll(events.Select(e => e.Kind switch
+    /// <summary>One message at a time: a batch can hold hundreds of events, and the relay should not see hundreds of connections at once.</summary>
+    public async Task HandleAsync(IReadOnlyList<AuditEvent> events, CancellationToken ct)
+    {
+        foreach (var e in events)
+        {
+            await HandleOneAsync(e, ct);
+        }
+    }
+
+    private Task HandleOneAsync(AuditEvent e, CancellationToken ct) => e.Kind switch
     {
         AuditKinds.FirstUseFromNetwork when e.Username is not null => SendAsync(e.Username, "App password used from a new network",
             $"""
             One of your app passwords was used from a network it had not been used from before.
             When: {e.At:u}
-            From: {e.RemoteIp}
-            Client: {e.Client ?? "unknown"}
-            Details: {e.Detail}
+            From: {OneLine(e.RemoteIp)}
+            Client: {OneLine(e.Client)}
+            Details: {OneLine(e.Detail, string.Empty)}
 
             If this was not you, revoke the app password now{PortalLink("/AppPasswords")}.
             """, ct),
@@ -44,22 +62,54 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
             $"""
             One of your app passwords was just used from a network it has not been approved for, so the login was held.
             When: {e.At:u}
-            From: {e.RemoteIp}
-            Client: {e.Client ?? "unknown"}
-            Details: {e.Detail}
+            From: {OneLine(e.RemoteIp)}
+            Client: {OneLine(e.Client)}
+            Details: {OneLine(e.Detail, string.Empty)}
 
             If this was you, approve it{PortalLink("/AppPasswords")} (you will be asked for your passkey or authenticator code); the next login then succeeds.
             If it was not you, deny it there: the app password is revoked at once.
             """, ct),
-        AuditKinds.MailLoginThrottled when e.Username is not null && FirstFailureNoticeIn(e.Username) => SendAsync(e.Username, "Repeated failed logins on your account",
+        AuditKinds.MailLoginThrottled when e.Username is not null => RepeatedFailuresAsync(e.Username, e, ct),
+        _ => Task.CompletedTask,
+    };
+
+    private async Task RepeatedFailuresAsync(string username, AuditEvent e, CancellationToken ct)
+    {
+        // Anyone can make logins fail under any name, including strangers' addresses: only accounts
+        // that hold app passwords are mailed, so Broker cannot be used to send mail to arbitrary people
+        // (and the de-duplication map only grows with real accounts).
+        if (!await IsAccountAsync(username) || !await FirstFailureNoticeAsync(username))
+        {
+            return;
+        }
+
+        await SendAsync(username, "Repeated failed logins on your account",
             $"""
-            Mail logins to your account failed repeatedly and Broker is now refusing them from {e.RemoteIp} (at {e.At:u}).
+            Mail logins to your account failed repeatedly and Broker is now refusing them from {OneLine(e.RemoteIp)} (at {e.At:u}).
             Your own devices on networks they used before keep working. Nobody can log in without one of your app passwords.
 
             If you see this often, check your app passwords{PortalLink("/AppPasswords")}.
-            """, ct),
-        _ => Task.CompletedTask,
-    }));
+            """, ct);
+    }
+
+    /// <summary>Whether the username has been issued app passwords (the owners set the expiry reminder walks too).</summary>
+    private async Task<bool> IsAccountAsync(string username)
+    {
+        if (redis is null || keys is null)
+        {
+            return true;
+        }
+
+        try
+        {
+            return await redis.GetDatabase().SetContainsAsync(keys.Owners, username);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.AccountCheckFailed(logger, ex.GetType().Name);
+            return false;
+        }
+    }
 
     /// <summary>Sends one message; failures are logged, never thrown: a notification must not fail the action.</summary>
     public async Task SendAsync(string username, string subject, string body, CancellationToken ct)
@@ -102,8 +152,24 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
         }
     }
 
-    private bool FirstFailureNoticeIn(string username)
+    /// <summary>
+    /// At most one repeated-failure notice per user per interval, across every portal instance:
+    /// a SET NX with the interval as TTL in the user's slot. Without a store, per process.
+    /// </summary>
+    private async Task<bool> FirstFailureNoticeAsync(string username)
     {
+        if (redis is not null && keys is not null)
+        {
+            try
+            {
+                return await redis.GetDatabase().StringSetAsync(keys.FailureNotice(username), time.GetUtcNow().ToUnixTimeMilliseconds(), O.FailureNoticeInterval, When.NotExists);
+            }
+            catch (RedisException)
+            {
+                return false;
+            }
+        }
+
         var now = time.GetUtcNow();
         lock (_gate)
         {
@@ -117,6 +183,23 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
         }
     }
 
+    /// <summary>
+    /// Text from the mail side on one line: the IMAP ID is whatever the client sends, so control,
+    /// line-separator and format (bidi) characters become spaces. Whoever holds a stolen app
+    /// password cannot add lines of their own ("approve it, this is safe") to a security notice.
+    /// </summary>
+    private static string OneLine(string? value, string fallback = "unknown") =>
+        string.IsNullOrEmpty(value)
+            ? fallback
+            : string.Create(value.Length, value, static (span, v) =>
+            {
+                for (var i = 0; i < v.Length; i++)
+                {
+                    var c = v[i];
+                    span[i] = char.IsControl(c) || char.GetUnicodeCategory(c) is UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator or UnicodeCategory.Format ? ' ' : c;
+                }
+            });
+
     private string PortalLink(string path) => O.PortalUrl is { Length: > 0 } url ? $" at {url.TrimEnd('/')}{path}" : " in the portal";
 
     private static partial class Log
@@ -129,5 +212,8 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
 
         [LoggerMessage(EventId = 1303, Level = LogLevel.Information, Message = "No email address for {Username}; set Broker:Notifications:RecipientDomain")]
         public static partial void NoAddress(ILogger logger, string username);
+
+        [LoggerMessage(EventId = 1306, Level = LogLevel.Warning, Message = "Repeated-failure notice skipped: store unavailable ({ErrorType})")]
+        public static partial void AccountCheckFailed(ILogger logger, string errorType);
     }
 }

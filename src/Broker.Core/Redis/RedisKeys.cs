@@ -27,6 +27,9 @@ public sealed class RedisKeys(string prefix)
     /// <summary>The user's networks where an app password recently succeeded (HASH network → ms).</summary>
     public string KnownNetworks(string user) => $"{UserPrefix(user)}:good";
 
+    /// <summary>Marker that a repeated-failure notice went to the user recently (TTL = notice interval).</summary>
+    public string FailureNotice(string user) => $"{UserPrefix(user)}:notice:fail";
+
     /// <summary>Failure counter of one user from one network in one window bucket.</summary>
     public string UserNetworkFailures(string user, string network, long bucket) => $"{UserPrefix(user)}:f:n:{network}:{bucket}";
 

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 namespace Broker.Portal.Data;
 
@@ -34,23 +35,30 @@ public sealed class PortalDbContext(DbContextOptions<PortalDbContext> options) :
             e.HasIndex(x => new { x.UserId, x.At });
         });
 
-        if (Database.ProviderName == "Microsoft.EntityFrameworkCore.Sqlite")
+        var sqlite = Database.ProviderName == PortalProviders.Sqlite;
+        foreach (var entity in builder.Model.GetEntityTypes())
         {
-            // SQLite cannot order or compare DateTimeOffset; store it as UTC ticks (sortable, exact).
-            foreach (var entity in builder.Model.GetEntityTypes())
+            foreach (var property in entity.GetProperties())
             {
-                foreach (var property in entity.GetProperties())
+                if (property.ClrType != typeof(DateTimeOffset) && property.ClrType != typeof(DateTimeOffset?))
                 {
-                    if (property.ClrType == typeof(DateTimeOffset))
-                    {
-                        property.SetValueConverter(new Microsoft.EntityFrameworkCore.Storage.ValueConversion.DateTimeOffsetToBinaryConverter());
-                    }
-                    else if (property.ClrType == typeof(DateTimeOffset?))
-                    {
-                        property.SetValueConverter(new Microsoft.EntityFrameworkCore.Storage.ValueConversion.DateTimeOffsetToBinaryConverter());
-                    }
+                    continue;
                 }
+
+                // SQLite cannot order or compare DateTimeOffset; store it as UTC ticks (sortable, exact).
+                // PostgreSQL stores timestamptz, and Npgsql refuses offsets other than zero (an event
+                // from a mail server may carry its local offset): write every value as UTC.
+                property.SetValueConverter(sqlite ? new DateTimeOffsetToBinaryConverter() : UtcConverter);
             }
         }
     }
+
+    private static readonly ValueConverter<DateTimeOffset, DateTimeOffset> UtcConverter = new(v => v.ToUniversalTime(), v => v);
+}
+
+/// <summary>EF Core provider names the portal tells apart.</summary>
+internal static class PortalProviders
+{
+    public const string Sqlite = "Microsoft.EntityFrameworkCore.Sqlite";
+    public const string Postgres = "Npgsql.EntityFrameworkCore.PostgreSQL";
 }

@@ -66,8 +66,11 @@ public sealed record AuthPolicyRequest
             };
             return true;
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a string escapes a lone surrogate ("\udfff"), which is
+            // valid JSON syntax but not text (found by MailServerApiFuzzTests).
+            request = new AuthPolicyRequest();
             return false;
         }
     }

@@ -9,6 +9,12 @@ public sealed class AdminTests
     public async Task DisableUser_AppPasswordsStopValidating_AndSignInIsRefused()
     {
         await using var env = await PortalEnvironment.StartAsync();
+        await DisableUserRevokesAsync(env);
+    }
+
+    /// <summary>An admin disables a user: app passwords stop validating, sign-in is refused. Shared with <see cref="PostgresPortalTests"/>.</summary>
+    internal static async Task DisableUserRevokesAsync(PortalEnvironment env)
+    {
         var admin = await env.EnrollWithTotpAsync("root", admin: true);
         var user = await env.EnrollWithTotpAsync("nina");
         var (secret, _) = await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Phone");

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -5,7 +6,6 @@ using Broker.Core.Audit;
 using Broker.Portal.Activity;
 using Broker.Portal.Data;
 using Broker.Portal.Tests.Infrastructure;
-using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -18,6 +18,12 @@ public sealed class AuditTrailTests
     public async Task AdminAudit_FiltersByUserKindAndDate()
     {
         await using var env = await PortalEnvironment.StartAsync();
+        await FiltersByUserKindAndDateAsync(env);
+    }
+
+    /// <summary>The audit page filters by user, kind and UTC date range. Shared with <see cref="PostgresPortalTests"/>.</summary>
+    internal static async Task FiltersByUserKindAndDateAsync(PortalEnvironment env)
+    {
         var today = DateOnly.FromDateTime(env.Time.GetUtcNow().UtcDateTime);
         var admin = await env.EnrollWithTotpAsync("root", admin: true);
         var user = await env.EnrollWithTotpAsync("kate");
@@ -47,9 +53,16 @@ public sealed class AuditTrailTests
     public async Task AdminAudit_ExportsFilteredJsonLines_IncludingMailSideEvents()
     {
         await using var env = await PortalEnvironment.StartAsync();
+        await ExportsFilteredJsonLinesAsync(env);
+    }
+
+    /// <summary>The JSON-lines export, with an event from the mail side. Shared with <see cref="PostgresPortalTests"/>.</summary>
+    internal static async Task ExportsFilteredJsonLinesAsync(PortalEnvironment env)
+    {
         var admin = await env.EnrollWithTotpAsync("root", admin: true);
         await env.EnrollWithTotpAsync("liam");
-        await DeliverMailEventsAsync(env, new AuditEvent { At = env.Time.GetUtcNow(), Kind = AuditKinds.MailLoginDenied, Username = "liam", Detail = "reason WrongPassword, service imap", RemoteIp = "192.0.2.66", Client = "Thunderbird", Caller = "dovecot-1" });
+        // A mail server may report its local time: the offset must not matter (PostgreSQL stores UTC only).
+        await DeliverMailEventsAsync(env, new AuditEvent { At = env.Time.GetUtcNow().ToOffset(TimeSpan.FromHours(2)), Kind = AuditKinds.MailLoginDenied, Username = "liam", Detail = "reason WrongPassword, service imap", RemoteIp = "192.0.2.66", Client = "Thunderbird", Caller = "dovecot-1" });
 
         var page = await admin.Client.GetAsync("/Admin/Audit?user=liam");
         Assert.Contains("/Admin/Audit/Export?user=liam", WebUtility.HtmlDecode(page.Html), StringComparison.Ordinal);
@@ -97,6 +110,12 @@ public sealed class AuditTrailTests
     public async Task MailAuditSink_StoresEventsForTheMatchingAccount()
     {
         await using var env = await PortalEnvironment.StartAsync();
+        await MailAuditSinkStoresEventsAsync(env);
+    }
+
+    /// <summary>Mail-side events land on the matching account. Shared with <see cref="PostgresPortalTests"/>.</summary>
+    internal static async Task MailAuditSinkStoresEventsAsync(PortalEnvironment env)
+    {
         var user = await env.EnrollWithTotpAsync("nora");
         await DeliverMailEventsAsync(env,
             new AuditEvent { At = env.Time.GetUtcNow(), Kind = AuditKinds.ApprovalRequested, Username = "nora", Detail = "app password abc, service imap", RemoteIp = "198.51.100.9" },
@@ -117,15 +136,22 @@ public sealed class AuditTrailTests
     public async Task SecurityEvents_UpdateAndDelete_AreRefusedByTheDatabase()
     {
         await using var env = await PortalEnvironment.StartAsync();
+        await UpdateAndDeleteAreRefusedAsync(env);
+    }
+
+    /// <summary>UPDATE and DELETE of security events fail in the database itself. Shared with <see cref="PostgresPortalTests"/>.</summary>
+    internal static async Task UpdateAndDeleteAreRefusedAsync(PortalEnvironment env)
+    {
         await env.EnrollWithTotpAsync("olive");
         await using var scope = env.Portal.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
         var count = await db.SecurityEvents.CountAsync();
         Assert.True(count > 0);
 
-        var update = await Assert.ThrowsAsync<SqliteException>(() => db.SecurityEvents.ExecuteUpdateAsync(s => s.SetProperty(e => e.Detail, "rewritten")));
+        // SqliteException or PostgresException: both are what the database itself raised.
+        var update = await Assert.ThrowsAnyAsync<DbException>(() => db.SecurityEvents.ExecuteUpdateAsync(s => s.SetProperty(e => e.Detail, "rewritten")));
         Assert.Contains("append-only", update.Message, StringComparison.Ordinal);
-        var delete = await Assert.ThrowsAsync<SqliteException>(() => db.SecurityEvents.ExecuteDeleteAsync());
+        var delete = await Assert.ThrowsAnyAsync<DbException>(() => db.SecurityEvents.ExecuteDeleteAsync());
         Assert.Contains("append-only", delete.Message, StringComparison.Ordinal);
 
         // Through the change tracker too.

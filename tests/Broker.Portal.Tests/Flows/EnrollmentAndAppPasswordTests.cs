@@ -9,6 +9,12 @@ public sealed class EnrollmentAndAppPasswordTests
     public async Task Enroll_WithTotp_IssuesAppPasswordThatValidates()
     {
         await using var env = await PortalEnvironment.StartAsync();
+        await EnrollWithTotpIssuesAppPasswordThatValidatesAsync(env);
+    }
+
+    /// <summary>Enrollment with TOTP, an app password from the portal, validated as a mail server would. Shared with <see cref="PostgresPortalTests"/>.</summary>
+    internal static async Task EnrollWithTotpIssuesAppPasswordThatValidatesAsync(PortalEnvironment env)
+    {
         var user = await env.EnrollWithTotpAsync("Alice@Example.org");
 
         var (secret, page) = await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Thunderbird", "imap", "submission");

@@ -11,7 +11,9 @@ namespace Broker.Portal.Tests.Infrastructure;
 
 /// <summary>
 /// A real redis-server, the portal and the validation API on real Kestrel (127.0.0.1, port 0),
-/// sharing one store, one pepper and one fake clock. Disposing stops and deletes everything.
+/// sharing one store, one pepper and one fake clock. The portal database is SQLite in the data
+/// directory, or a fresh database in a <see cref="PostgresCluster"/> when one is given.
+/// Disposing stops and deletes everything.
 /// </summary>
 public sealed class PortalEnvironment : IAsyncDisposable
 {
@@ -37,7 +39,10 @@ public sealed class PortalEnvironment : IAsyncDisposable
 
     public RunningApp Validation { get; private set; } = null!;
 
-    public static async Task<PortalEnvironment> StartAsync(IDictionary<string, string?>? extra = null)
+    /// <summary>The PostgreSQL connection string, or null on SQLite.</summary>
+    public string? PostgresConnectionString { get; private set; }
+
+    public static async Task<PortalEnvironment> StartAsync(IDictionary<string, string?>? extra = null, PostgresCluster? postgres = null)
     {
         var redis = await RedisServer.StartAsync();
         var dir = Path.Combine(Path.GetTempPath(), "broker-portal-" + Guid.NewGuid().ToString("N")[..12]);
@@ -50,6 +55,13 @@ public sealed class PortalEnvironment : IAsyncDisposable
         config["Broker:Portal:Mail:SmtpHost"] = "smtp.example.org";
         config["Broker:Portal:Mail:Domain"] = "example.org";
         config["Logging:LogLevel:Default"] = "Information";
+        if (postgres is not null)
+        {
+            env.PostgresConnectionString = await postgres.CreateDatabaseAsync();
+            config["Broker:Portal:DatabaseProvider"] = "Postgres";
+            config["Broker:Portal:ConnectionString"] = env.PostgresConnectionString;
+        }
+
         foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
         {
             config[k] = v;
@@ -134,6 +146,12 @@ public sealed class PortalEnvironment : IAsyncDisposable
         await Portal.DisposeAsync();
         await Redis.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        if (PostgresConnectionString is not null)
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(PostgresConnectionString);
+            Npgsql.NpgsqlConnection.ClearPool(connection);
+        }
+
         try
         {
             Directory.Delete(DataDirectory, recursive: true);

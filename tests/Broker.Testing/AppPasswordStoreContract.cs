@@ -37,6 +37,19 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
     }
 
     [Fact]
+    public async Task Validate_RemembersDistinctClients()
+    {
+        var issued = await Store.IssueAsync(User, "Shared", ["imap"], null);
+
+        foreach (var client in new[] { "\"name\" \"Thunderbird\"", "\"name\" \"iOS Mail\"", "\"name\" \"Thunderbird\"", "" })
+        {
+            await Store.ValidateAsync(User, issued.Secret, Imap with { ClientId = client });
+        }
+
+        Assert.Equal(["\"name\" \"Thunderbird\"", "\"name\" \"iOS Mail\""], Assert.Single(await Store.ListAsync(User)).Clients);
+    }
+
+    [Fact]
     public async Task Store_KeepsOnlyAKeyedHash_NeverTheSecret()
     {
         var issued = await Store.IssueAsync(User, "Phone", ["imap"], null);

@@ -15,6 +15,9 @@ public sealed record AppPassword
     /// <summary>Source networks this app password has been used from (or approved for).</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
 
+    /// <summary>Client identifications (IMAP ID) it has been used with, first ten distinct.</summary>
+    public IReadOnlyList<string> Clients { get; init; } = [];
+
     /// <summary>Where it may be used from at all (empty: anywhere).</summary>
     public IReadOnlyList<string> AllowedNetworks { get; init; } = [];
 

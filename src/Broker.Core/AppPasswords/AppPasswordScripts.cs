@@ -80,6 +80,14 @@ internal static class AppPasswordScripts
           redis.call('PEXPIRE', KEYS[7], ARGV[11])
           redis.call('DEL', KEYS[3], KEYS[4])
         end
+        if ARGV[5] ~= '' then
+          local sep = '\30'
+          local cls = redis.call('HGET', KEYS[1], 'cls') or ''
+          if not string.find(sep .. cls .. sep, sep .. ARGV[5] .. sep, 1, true) then
+            local _, n = string.gsub(cls, sep, sep)
+            if cls == '' then redis.call('HSET', KEYS[1], 'cls', ARGV[5]) elseif n + 1 < 10 then redis.call('HSET', KEYS[1], 'cls', cls .. sep .. ARGV[5]) end
+          end
+        end
         redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', ARGV[5])
         return {'allow', c[1], fresh, kf}
         """;

@@ -665,6 +665,7 @@ public sealed partial class AppPasswordService(
             Networks = f.GetValueOrDefault("nets").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             PendingNetworks = f.GetValueOrDefault("pend").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             AllowedNetworks = f.GetValueOrDefault("allow").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
+            Clients = f.GetValueOrDefault("cls").ToString().Split('\x1e', StringSplitOptions.RemoveEmptyEntries),
         };
     }
 

@@ -174,6 +174,11 @@ internal static class CliCommands
             {
                 Console.WriteLine($"\tnetworks: {string.Join(", ", ap.Networks)}; awaiting approval: {string.Join(", ", ap.PendingNetworks)}; allowed only: {string.Join(", ", ap.AllowedNetworks)}");
             }
+
+            if (ap.Clients.Count > 0)
+            {
+                Console.WriteLine($"\tclients: {string.Join(" | ", ap.Clients)}");
+            }
         }
 
         return 0;

@@ -306,10 +306,14 @@ public sealed partial class AppPasswordService(
         {
             // The per-network counter lives in another slot, so it is read by its own script,
             // pipelined with the user's: both travel in the same round trip.
-            var db = Db;
-            var userCall = db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs);
-            var networkCall = t.Enabled && network is not null ? NetworkScript(db, network, window, "check") : null;
-            parts = (RedisResult[]?)await Run(_ => userCall, ct) ?? [];
+            Task<RedisResult>? networkCall = null;
+            parts = (RedisResult[]?)await Run(db =>
+            {
+                // Started inside Run, so that a synchronous client error is a store failure too.
+                var userCall = db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs);
+                networkCall = t.Enabled && network is not null ? NetworkScript(db, network, window, "check") : null;
+                return userCall;
+            }, ct) ?? [];
             if (networkCall is not null)
             {
                 networkFailures = double.Parse((string?)await Run(_ => networkCall, ct) ?? "0", CultureInfo.InvariantCulture);
@@ -491,7 +495,14 @@ public sealed partial class AppPasswordService(
             return;
         }
 
-        _ = NetworkScript(Db, network, window, "fail", CommandFlags.FireAndForget);
+        try
+        {
+            _ = NetworkScript(Db, network, window, "fail", CommandFlags.FireAndForget);
+        }
+        catch (RedisException)
+        {
+            // Counting is best effort; the answer already decided must not turn into an error.
+        }
     }
 
     /// <summary>Reads (<c>check</c>) or counts a failure for (<c>fail</c>) a source network's sliding window.</summary>

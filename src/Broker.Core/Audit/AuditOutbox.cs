@@ -52,9 +52,17 @@ public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys 
     public void Enqueue(AuditEvent e)
     {
         var json = JsonSerializer.Serialize(e, AuditJsonContext.Default.AuditEvent);
-        var db = redis.GetDatabase();
-        _ = db.ListLeftPushAsync(keys.AuditOutbox, json, flags: CommandFlags.FireAndForget);
-        _ = db.ListTrimAsync(keys.AuditOutbox, 0, Capacity - 1, CommandFlags.FireAndForget);
+        try
+        {
+            var db = redis.GetDatabase();
+            _ = db.ListLeftPushAsync(keys.AuditOutbox, json, flags: CommandFlags.FireAndForget);
+            _ = db.ListTrimAsync(keys.AuditOutbox, 0, Capacity - 1, CommandFlags.FireAndForget);
+        }
+        catch (RedisException)
+        {
+            // Never fail a login over its audit record; the log line for the event was already written.
+            Log.Dropped(logger);
+        }
     }
 
     /// <summary>Takes up to <paramref name="max"/> of the oldest events off the queue.</summary>
@@ -82,6 +90,9 @@ public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys 
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 1204, Level = LogLevel.Warning, Message = "Audit event dropped: the store is unavailable")]
+        public static partial void Dropped(ILogger logger);
+
         [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Dropped an unreadable audit event from the queue")]
         public static partial void Unreadable(ILogger logger);
     }

@@ -7,6 +7,9 @@ namespace Broker.Portal.Data;
 /// <summary>Identity (schema version 3, with passkeys) plus recovery codes and security activity.</summary>
 public sealed class PortalDbContext(DbContextOptions<PortalDbContext> options) : IdentityDbContext<PortalUser>(options)
 {
+    /// <summary>Writes every DateTimeOffset as UTC (Npgsql accepts only offset zero for timestamptz).</summary>
+    private static readonly ValueConverter<DateTimeOffset, DateTimeOffset> UtcConverter = new(v => v.ToUniversalTime(), v => v);
+
     public DbSet<RecoveryCode> RecoveryCodes => Set<RecoveryCode>();
 
     public DbSet<SecurityEvent> SecurityEvents => Set<SecurityEvent>();
@@ -52,13 +55,4 @@ public sealed class PortalDbContext(DbContextOptions<PortalDbContext> options) :
             }
         }
     }
-
-    private static readonly ValueConverter<DateTimeOffset, DateTimeOffset> UtcConverter = new(v => v.ToUniversalTime(), v => v);
-}
-
-/// <summary>EF Core provider names the portal tells apart.</summary>
-internal static class PortalProviders
-{
-    public const string Sqlite = "Microsoft.EntityFrameworkCore.Sqlite";
-    public const string Postgres = "Npgsql.EntityFrameworkCore.PostgreSQL";
 }

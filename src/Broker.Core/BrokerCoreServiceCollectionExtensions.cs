@@ -50,10 +50,12 @@ public static class BrokerCoreServiceCollectionExtensions
         services.TryAddSingleton(sp => new RedisKeys(sp.GetRequiredService<IOptions<RedisOptions>>().Value.KeyPrefix));
         services.TryAddSingleton(sp => Pepper.Load(sp.GetRequiredService<IOptions<PepperOptions>>().Value));
         services.TryAddSingleton<AppPasswordHasher>();
+        services.TryAddSingleton<PolicyStore>();
         services.TryAddSingleton<AppPasswordService>();
         services.TryAddSingleton<CallerKeyStore>();
         services.TryAddSingleton<AuditOutbox>();
         services.AddHostedService<CallerKeyRefresher>();
+        services.AddHostedService<PolicyRefresher>();
         services.AddHostedService<StoreWarmUp>();
         return services;
     }

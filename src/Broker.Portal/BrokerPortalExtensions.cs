@@ -183,6 +183,7 @@ public static class BrokerPortalExtensions
         services.TryAddScoped<RecoveryCodeService>();
         services.TryAddScoped<SecurityLog>();
         services.TryAddScoped<AccountService>();
+        services.TryAddSingleton<PortalPolicy>();
         services.TryAddSingleton<MailClientProfiles>();
         services.AddHostedService<PortalDatabaseInitializer>();
         return services;

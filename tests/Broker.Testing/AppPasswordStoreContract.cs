@@ -237,6 +237,9 @@ public abstract class AppPasswordStoreBase : IAsyncLifetime
 
     protected IConnectionMultiplexer Redis => _services!.GetRequiredService<IConnectionMultiplexer>();
 
+    /// <summary>The services under test, for tests that need more than the store.</summary>
+    protected IServiceProvider Services => _services!;
+
     protected string User { get; } = $"user-{Guid.NewGuid():N}@example.com";
 
     /// <summary>A StackExchange.Redis connection string for the server under test.</summary>

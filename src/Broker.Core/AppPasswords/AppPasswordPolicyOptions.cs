@@ -31,6 +31,12 @@ public sealed class AppPasswordPolicyOptions
     /// </summary>
     public bool RequireApprovalForNewNetworks { get; set; }
 
+    /// <summary>
+    /// How often admin overrides of this policy (kept in Redis, see <see cref="PolicyStore"/>) are
+    /// re-read. Default 5 seconds.
+    /// </summary>
+    public TimeSpan OverrideRefreshInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Longest display name.</summary>
     [Range(1, 200)]
     public int MaximumNameLength { get; set; } = 100;
@@ -55,6 +61,11 @@ internal sealed class AppPasswordPolicyValidator : IValidateOptions<AppPasswordP
         if (o.DefaultLifetime < o.MinimumLifetime || o.DefaultLifetime > o.MaximumLifetime)
         {
             errors.Add($"{p}:DefaultLifetime ({o.DefaultLifetime}) must lie between MinimumLifetime and MaximumLifetime.");
+        }
+
+        if (o.OverrideRefreshInterval < TimeSpan.FromMilliseconds(100) || o.OverrideRefreshInterval > TimeSpan.FromMinutes(10))
+        {
+            errors.Add($"{p}:OverrideRefreshInterval must be between 100 milliseconds and 10 minutes.");
         }
 
         if (o.RevokedRetention < TimeSpan.Zero)

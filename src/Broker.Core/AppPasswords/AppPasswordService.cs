@@ -24,6 +24,7 @@ public sealed partial class AppPasswordService(
     RedisKeys keys,
     AppPasswordHasher hasher,
     IOptions<AppPasswordPolicyOptions> policy,
+    PolicyStore policyStore,
     IOptions<RedisOptions> redisOptions,
     IOptions<ThrottlingOptions> throttling,
     TimeProvider time,
@@ -35,6 +36,9 @@ public sealed partial class AppPasswordService(
     private const int MaxNetworksPerCredential = 20;
 
     private AppPasswordPolicyOptions Policy => policy.Value;
+
+    /// <summary>Lifetimes, scopes and approval default in force: configuration overlaid with admin overrides.</summary>
+    private EffectivePolicy Effective => policyStore.Current;
 
     private IDatabase Db => redis.GetDatabase();
 
@@ -61,7 +65,14 @@ public sealed partial class AppPasswordService(
             throw new AppPasswordException(scopeError!);
         }
 
-        var life = CheckLifetime(lifetime ?? Policy.DefaultLifetime);
+        await policyStore.EnsureLoadedAsync(ct);
+        var effective = Effective;
+        if (parsedScopes.FirstOrDefault(s => !effective.Allows(s)) is { } refused)
+        {
+            throw new AppPasswordException($"The policy does not allow app passwords for '{refused}'. Allowed: {string.Join(", ", effective.AllowedScopes)}.");
+        }
+
+        var life = CheckLifetime(lifetime ?? effective.DefaultLifetime, effective);
         var now = Now();
         var secret = AppPasswordFormat.Generate();
         AppPasswordFormat.TryCanonicalize(secret, out var canonical);
@@ -157,7 +168,9 @@ public sealed partial class AppPasswordService(
     public async Task<AppPassword> RenewAsync(string user, string id, TimeSpan? lifetime, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
-        var life = CheckLifetime(lifetime ?? Policy.DefaultLifetime);
+        await policyStore.EnsureLoadedAsync(ct);
+        var effective = Effective;
+        var life = CheckLifetime(lifetime ?? effective.DefaultLifetime, effective);
         var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
         var now = Now();
         var expires = now + life;
@@ -298,7 +311,7 @@ public sealed partial class AppPasswordService(
             hash is null ? string.Empty : scope, ToMs(now), Clip(context.RemoteIp, MaxIpLength), Clip(context.Service, 32), Clip(context.ClientId, MaxClientIdLength),
             network ?? string.Empty, window.PreviousWeight, t.PerUserAndNetwork, t.PerUser, (long)t.Window.TotalMilliseconds,
             (long)t.KnownNetworkLifetime.TotalMilliseconds, t.Enabled ? "1" : "0", MaxNetworksPerCredential,
-            Policy.RequireApprovalForNewNetworks ? "1" : "0", SourceNetwork.Containing(context.RemoteIp) ?? ",",
+            Effective.RequireApprovalForNewNetworks ? "1" : "0", SourceNetwork.Containing(context.RemoteIp) ?? ",",
         ];
         RedisResult[] parts;
         double networkFailures = 0;
@@ -447,7 +460,7 @@ public sealed partial class AppPasswordService(
     {
         var owner = NormalizeOwner(user);
         var value = await Run(db => db.HashGetAsync(keys.UserMeta(owner), "approve"), ct);
-        return value.IsNull ? Policy.RequireApprovalForNewNetworks : value == "1";
+        return value.IsNull ? Effective.RequireApprovalForNewNetworks : value == "1";
     }
 
     /// <summary>
@@ -571,12 +584,12 @@ public sealed partial class AppPasswordService(
         }
     }
 
-    private TimeSpan CheckLifetime(TimeSpan life)
+    private static TimeSpan CheckLifetime(TimeSpan life, EffectivePolicy p)
     {
-        if (life < Policy.MinimumLifetime || life > Policy.MaximumLifetime)
+        if (life < p.MinimumLifetime || life > p.MaximumLifetime)
         {
             throw new AppPasswordException(
-                $"The lifetime must be between {Format(Policy.MinimumLifetime)} and {Format(Policy.MaximumLifetime)}.");
+                $"The lifetime must be between {Format(p.MinimumLifetime)} and {Format(p.MaximumLifetime)}.");
         }
 
         return life;

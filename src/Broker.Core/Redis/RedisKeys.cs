@@ -48,6 +48,9 @@ public sealed class RedisKeys(string prefix)
     /// <summary>Caller API keys (sha256 → name); global, not per user.</summary>
     public string CallerKeys => $"{Prefix}:callers";
 
+    /// <summary>Admin overrides of the app-password policy (HASH field → value); global, not per user.</summary>
+    public string Policy => $"{Prefix}:policy";
+
     public string UserPrefix(string user) => $"{Prefix}:{{u:{EscapeTag(user)}}}";
 
     /// <summary>

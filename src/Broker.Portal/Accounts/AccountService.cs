@@ -26,7 +26,8 @@ public sealed class AccountService(
     TotpService totp,
     SecurityLog log,
     TimeProvider time,
-    IOptions<PortalOptions> options)
+    IOptions<PortalOptions> options,
+    PortalPolicy policy)
 {
     /// <summary>Creates an account without a password and returns its one-time enrollment link.</summary>
     public async Task<(PortalUser User, string Link)> CreateAsync(string username, bool isAdmin, string? actor)
@@ -111,9 +112,9 @@ public sealed class AccountService(
     public async Task<FactorSummary> FactorsAsync(PortalUser user) =>
         new([.. await users.GetPasskeysAsync(user)], user.TotpName, user.TotpAddedAt, await recoveryCodes.RemainingAsync(user));
 
-    /// <summary>Whether the user's factors satisfy the configured policy (any second factor, or a passkey).</summary>
+    /// <summary>Whether the user's factors satisfy the policy in force (any second factor, or a passkey).</summary>
     public bool MeetsFactorPolicy(FactorSummary factors) =>
-        options.Value.RequiredFactor == "passkey" ? factors.Passkeys.Count > 0 : factors.HasAny;
+        policy.PasskeyRequired ? factors.Passkeys.Count > 0 : factors.HasAny;
 
     /// <summary>
     /// Disables the account: no portal sign-in (lockout, new security stamp ends sessions) and every

@@ -33,6 +33,7 @@ public static class SecurityEventKinds
     public const string AllowedNetworksChanged = "Allowed networks changed";
     public const string NetworkApprovalSetting = "New-network approval setting changed";
     public const string AuditExported = "Audit trail exported";
+    public const string PolicyChanged = "Policy changed by administrator";
 }
 
 /// <summary>Writes security activity. Never records secrets: only what happened, to whom, from where.</summary>

@@ -3,7 +3,6 @@ using Broker.Portal.Accounts;
 using Broker.Portal.Activity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Broker.Portal.Pages.AppPasswords;
 
@@ -13,7 +12,7 @@ public sealed class AppPasswordsModel(
     AccountService accounts,
     SecurityLog log,
     TimeProvider time,
-    IOptions<AppPasswordPolicyOptions> policy,
+    PolicyStore policy,
     ILogger<AppPasswordsModel> logger) : PortalPage
 {
     public IReadOnlyList<AppPassword> Items { get; private set; } = [];
@@ -24,7 +23,7 @@ public sealed class AppPasswordsModel(
 
     public string? Error { get; private set; }
 
-    public string DefaultLifetimeText => Describe(policy.Value.DefaultLifetime);
+    public string DefaultLifetimeText => Describe(policy.Current.DefaultLifetime);
 
     public async Task<IActionResult> OnGetAsync()
     {

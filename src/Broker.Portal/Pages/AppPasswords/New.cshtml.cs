@@ -7,7 +7,6 @@ using Broker.Portal.MailClients;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Broker.Portal.Pages.AppPasswords;
 
@@ -18,8 +17,7 @@ public sealed class NewAppPasswordModel(
     SecurityLog log,
     MailClientProfiles profiles,
     IDataProtectionProvider protection,
-    IOptions<PortalOptions> options,
-    IOptions<AppPasswordPolicyOptions> policy,
+    PortalPolicy policy,
     ILogger<NewAppPasswordModel> logger) : PortalPage
 {
     public static readonly string[] Suggestions = ["Thunderbird", "Outlook", "iOS Mail", "Android", "macOS Mail", "Phone", "Laptop"];
@@ -40,14 +38,14 @@ public sealed class NewAppPasswordModel(
 
     public MailClientOptions Mail => profiles.Settings;
 
-    public IReadOnlyList<string> AllowedScopes => options.Value.EffectiveScopes;
+    public IReadOnlyList<string> AllowedScopes => policy.Scopes;
 
     public IReadOnlyList<(string Value, string Label)> Lifetimes
     {
         get
         {
-            var p = policy.Value;
-            var candidates = new[] { TimeSpan.FromHours(1), TimeSpan.FromDays(1), TimeSpan.FromDays(7), TimeSpan.FromDays(30), TimeSpan.FromDays(90), TimeSpan.FromDays(180), TimeSpan.FromDays(365), p.DefaultLifetime };
+            var p = policy.Current;
+            var candidates = new[] { TimeSpan.FromHours(1), TimeSpan.FromDays(1), TimeSpan.FromDays(7), TimeSpan.FromDays(30), TimeSpan.FromDays(90), TimeSpan.FromDays(180), TimeSpan.FromDays(365), p.DefaultLifetime, p.MinimumLifetime, p.MaximumLifetime };
             return [.. candidates.Where(c => c >= p.MinimumLifetime && c <= p.MaximumLifetime).Distinct().Order()
                 .Select(c => (c.ToString("c", CultureInfo.InvariantCulture), AppPasswordsModel.Describe(c)))];
         }
@@ -75,7 +73,7 @@ public sealed class NewAppPasswordModel(
         }
 
         Scopes = [.. AllowedScopes.Where(s => s is AppPasswordScopes.Imap or AppPasswordScopes.Submission)];
-        Lifetime = policy.Value.DefaultLifetime.ToString("c", CultureInfo.InvariantCulture);
+        Lifetime = policy.Current.DefaultLifetime.ToString("c", CultureInfo.InvariantCulture);
         return Page();
     }
 

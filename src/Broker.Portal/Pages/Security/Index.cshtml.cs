@@ -5,7 +5,6 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Broker.Portal.Pages.Security;
 
@@ -21,14 +20,14 @@ public sealed class SecurityModel(
     Totp.TotpService totp,
     SecurityLog log,
     Broker.Core.AppPasswords.AppPasswordService store,
-    IOptions<PortalOptions> options,
+    PortalPolicy policy,
     ILogger<SecurityModel> logger) : PortalPage
 {
     public FactorSummary Factors { get; private set; } = new([], null, null, 0);
 
     public bool MeetsPolicy { get; private set; }
 
-    public bool PasskeyRequired => options.Value.RequiredFactor == "passkey";
+    public bool PasskeyRequired => policy.PasskeyRequired;
 
     public IReadOnlyList<string>? NewRecoveryCodes { get; private set; }
 

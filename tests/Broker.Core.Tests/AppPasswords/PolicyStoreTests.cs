@@ -1,0 +1,151 @@
+using Broker.Core.AppPasswords;
+using Broker.Core.Redis;
+using Broker.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Broker.Core.Tests.AppPasswords;
+
+/// <summary>Admin overrides of the app-password policy against a real redis-server.</summary>
+public sealed class PolicyStoreTests(RedisFixture redis) : AppPasswordStoreBase, IClassFixture<RedisFixture>
+{
+    protected override string RedisConfiguration => redis.Server.Configuration;
+
+    private PolicyStore Policy => Services.GetRequiredService<PolicyStore>();
+
+    private static PolicySettings Settings(string[]? scopes = null, string factor = FactorKinds.Any, TimeSpan? min = null, TimeSpan? def = null, TimeSpan? max = null) =>
+        new(def ?? TimeSpan.FromDays(7), min ?? TimeSpan.FromHours(1), max ?? TimeSpan.FromDays(14), scopes ?? ["imap", "submission"], false, factor);
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        // The policy key is global; tests of this class share one server and run one after another.
+        await Redis.GetDatabase().KeyDeleteAsync(new RedisKeys("broker").Policy);
+        await Policy.RefreshAsync();
+    }
+
+    [Fact]
+    public async Task SetAsync_NewLifetimes_ApplyToTheNextIssue()
+    {
+        var before = await Store.IssueAsync(User, "Before", ["imap"], TimeSpan.FromDays(30));
+
+        var effective = await Policy.SetAsync(Settings(), "root");
+
+        Assert.True(effective.Overridden);
+        Assert.Equal("root", effective.ChangedBy);
+        var ex = await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "Long", ["imap"], TimeSpan.FromDays(30)));
+        Assert.Contains("between", ex.Message, StringComparison.Ordinal);
+        var issued = await Store.IssueAsync(User, "Default", ["imap"], null);
+        Assert.Equal(TimeSpan.FromDays(7), issued.AppPassword.Expires - issued.AppPassword.Created);
+        Assert.Equal(TimeSpan.FromDays(30), before.AppPassword.Expires - before.AppPassword.Created);
+    }
+
+    [Fact]
+    public async Task IssueAsync_ScopeThePolicyDoesNotAllow_IsRefused()
+    {
+        await Policy.SetAsync(Settings(scopes: ["imap"]), "root");
+
+        var ex = await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "Phone", ["imap", "smtp"], null));
+
+        Assert.Contains("does not allow", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("submission", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(await Store.ListAsync(User));
+        Assert.Equal(["imap"], (await Store.IssueAsync(User, "Phone", ["imap"], null)).AppPassword.Scopes);
+    }
+
+    [Theory]
+    [InlineData(0.5, 1, 2, "at least 1 minute")]
+    [InlineData(60, 30, 120, "default lifetime")]
+    [InlineData(60, 60, 30, "maximum lifetime")]
+    public async Task SetAsync_BadLifetimes_AreRefusedWithAMessage(double minMinutes, double defMinutes, double maxMinutes, string expected)
+    {
+        var ex = await Assert.ThrowsAsync<AppPasswordException>(() => Policy.SetAsync(
+            Settings(min: TimeSpan.FromMinutes(minMinutes), def: TimeSpan.FromMinutes(defMinutes), max: TimeSpan.FromMinutes(maxMinutes)), "root"));
+
+        Assert.Contains(expected, ex.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.False(Policy.Current.Overridden);
+        Assert.False(await Redis.GetDatabase().KeyExistsAsync(new RedisKeys("broker").Policy));
+    }
+
+    [Fact]
+    public async Task SetAsync_NoScopeOrUnknownScopeOrFactor_IsRefusedWithAMessage()
+    {
+        Assert.Contains("at least one protocol", (await Assert.ThrowsAsync<AppPasswordException>(() => Policy.SetAsync(Settings(scopes: []), "root"))).Message, StringComparison.Ordinal);
+        Assert.Contains("Unknown scope", (await Assert.ThrowsAsync<AppPasswordException>(() => Policy.SetAsync(Settings(scopes: ["ftp"]), "root"))).Message, StringComparison.Ordinal);
+        Assert.Contains("required factor", (await Assert.ThrowsAsync<AppPasswordException>(() => Policy.SetAsync(Settings(factor: "sms"), "root"))).Message, StringComparison.Ordinal);
+        Assert.False(Policy.Current.Overridden);
+    }
+
+    [Fact]
+    public async Task ResetAsync_ReturnsToConfiguration()
+    {
+        await Policy.SetAsync(Settings(factor: FactorKinds.Passkey), "root");
+        Assert.Equal(FactorKinds.Passkey, Policy.Current.RequiredFactor);
+
+        var effective = await Policy.ResetAsync("root");
+
+        Assert.False(effective.Overridden);
+        Assert.Null(effective.RequiredFactor);
+        Assert.Equal(TimeSpan.FromDays(30), effective.DefaultLifetime);
+        Assert.Equal(AppPasswordScopes.All, effective.AllowedScopes);
+    }
+
+    [Fact]
+    public async Task OverrideWrittenByAnotherInstance_IsPickedUpOnRefresh()
+    {
+        await using var other = await CoreServices.StartAsync(RedisConfiguration);
+        await other.Services.GetRequiredService<PolicyStore>().SetAsync(Settings(scopes: ["pop3"]), "root");
+
+        await Policy.RefreshAsync();
+
+        Assert.Equal(["pop3"], Policy.Current.AllowedScopes);
+    }
+
+    [Fact]
+    public async Task IssueAsync_InAProcessWithoutBackgroundRefresh_StillAppliesTheOverrides()
+    {
+        await Policy.SetAsync(Settings(scopes: ["imap"]), "root");
+        // Like the CLI: a fresh process whose policy was never refreshed.
+        await using var cli = await CoreServices.StartAsync(RedisConfiguration);
+
+        var store = cli.Services.GetRequiredService<AppPasswordService>();
+
+        await Assert.ThrowsAsync<AppPasswordException>(() => store.IssueAsync(User, "Phone", ["pop3"], null));
+        await Assert.ThrowsAsync<AppPasswordException>(() => store.IssueAsync(User, "Phone", ["imap"], TimeSpan.FromDays(30)));
+    }
+
+    [Fact]
+    public async Task RefreshAsync_WhenRedisIsDown_KeepsTheLastGoodPolicy()
+    {
+        var server = await RedisServer.StartAsync();
+        await using var core = await CoreServices.StartAsync(server.Configuration);
+        var policy = core.Services.GetRequiredService<PolicyStore>();
+        await policy.SetAsync(Settings(scopes: ["imap"], factor: FactorKinds.Passkey), "root");
+
+        await server.DisposeAsync();
+        await policy.RefreshAsync();
+
+        Assert.True(policy.Current.Overridden);
+        Assert.Equal(["imap"], policy.Current.AllowedScopes);
+        Assert.Equal(FactorKinds.Passkey, policy.Current.RequiredFactor);
+        Assert.Equal(TimeSpan.FromDays(14), policy.Current.MaximumLifetime);
+    }
+
+    /// <summary>A second set of core services (another instance) on a given Redis.</summary>
+    private sealed class CoreServices(ServiceProvider services) : IAsyncDisposable
+    {
+        public IServiceProvider Services => services;
+
+        public static Task<CoreServices> StartAsync(string redisConfiguration)
+        {
+            var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(redisConfiguration)).Build();
+            var collection = new ServiceCollection();
+            collection.AddSingleton<IConfiguration>(config);
+            collection.AddLogging();
+            collection.AddBrokerCore();
+            return Task.FromResult(new CoreServices(collection.BuildServiceProvider()));
+        }
+
+        public ValueTask DisposeAsync() => services.DisposeAsync();
+    }
+}

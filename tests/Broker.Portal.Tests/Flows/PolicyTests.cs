@@ -1,0 +1,113 @@
+using System.Net;
+using Broker.Core.AppPasswords;
+using Broker.Portal.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Broker.Portal.Tests.Flows;
+
+/// <summary>The admin policy page: run-time changes to lifetimes, protocols and the required factor.</summary>
+public sealed class PolicyTests
+{
+    private static List<KeyValuePair<string, string>> Fields(string min, string def, string max, string factor, params string[] scopes)
+    {
+        var fields = new List<KeyValuePair<string, string>> { new("MinimumLifetime", min), new("DefaultLifetime", def), new("MaximumLifetime", max), new("RequiredFactor", factor) };
+        fields.AddRange(scopes.Select(s => new KeyValuePair<string, string>("Scopes", s)));
+        return fields;
+    }
+
+    [Fact]
+    public async Task AdminEditsPolicy_WithFreshMfa_NewLimitsApplyToTheNextAppPassword()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        var user = await env.EnrollWithTotpAsync("rita");
+
+        var saved = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "2d", "7d", "any", "imap"));
+
+        Assert.Equal("/Admin/Policy", saved.Url);
+        Assert.DoesNotContain("policy-error", saved.Html, StringComparison.Ordinal);
+        Assert.Contains("7d", saved.TextOf("policy"), StringComparison.Ordinal);
+        var form = await user.Client.GetAsync("/AppPasswords/New");
+        Assert.Contains("value=\"imap\"", form.Html, StringComparison.Ordinal);
+        Assert.DoesNotContain("value=\"submission\"", form.Html, StringComparison.Ordinal);
+        Assert.DoesNotContain("value=\"30.00:00:00\"", form.Html, StringComparison.Ordinal);
+        Assert.Contains("value=\"2.00:00:00\" selected", form.Html, StringComparison.Ordinal);
+
+        var tooLong = await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "Laptop"), new("Scopes", "imap"), new("Lifetime", "30.00:00:00")], form.AntiforgeryToken());
+        var smtp = await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "Laptop"), new("Scopes", "submission"), new("Lifetime", "7.00:00:00")], form.AntiforgeryToken());
+        Assert.Contains("between", tooLong.Html, StringComparison.Ordinal);
+        Assert.Contains("allowed protocols", smtp.Html, StringComparison.Ordinal);
+        Assert.Empty(await env.Portal.AppPasswords.ListAsync("rita"));
+
+        var created = await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "Laptop"), new("Scopes", "imap"), new("Lifetime", "7.00:00:00")], form.AntiforgeryToken());
+        var secret = created.TextOf("app-password");
+        var ap = Assert.Single(await env.Portal.AppPasswords.ListAsync("rita"));
+        Assert.Equal(TimeSpan.FromDays(7), ap.Expires - ap.Created);
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("rita", secret));
+
+        var audit = (await admin.Client.GetAsync("/Admin/Users")).TextOf("audit");
+        Assert.Contains("Policy changed by administrator", audit, StringComparison.Ordinal);
+        Assert.Contains("root", audit, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AdminEditsPolicy_WithBadValues_IsRefusedWithAMessage()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+
+        var refused = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("2d", "1d", "7d", "any", "imap"));
+        var noScope = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "1d", "7d", "any"));
+
+        Assert.Contains("default lifetime", refused.TextOf("policy-error"), StringComparison.Ordinal);
+        Assert.Contains("at least one protocol", noScope.TextOf("policy-error"), StringComparison.Ordinal);
+        Assert.False(env.Portal.Services.GetRequiredService<PolicyStore>().Current.Overridden);
+    }
+
+    [Fact]
+    public async Task NonAdmin_CannotChangePolicy()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("sam");
+        var page = await user.Client.GetAsync("/AppPasswords/New");
+
+        var post = await user.Client.PostAsync("/Admin/Policy", "Save", Fields("1h", "1d", "2d", "passkey", "imap"), page.AntiforgeryToken(), follow: false);
+
+        Assert.Equal(HttpStatusCode.Redirect, post.Status);
+        Assert.StartsWith("/Account/Denied", post.Location!.Replace(env.Portal.Address.ToString().TrimEnd('/'), string.Empty, StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.False(env.Portal.Services.GetRequiredService<PolicyStore>().Current.Overridden);
+    }
+
+    [Fact]
+    public async Task AdminEditsPolicy_WithoutFreshMfa_IsSentToStepUp()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        var page = await admin.Client.GetAsync("/Admin/Policy");
+
+        env.Time.Advance(TimeSpan.FromMinutes(6));
+        var post = await admin.Client.PostAsync("/Admin/Policy", "Save", Fields("1h", "1d", "2d", "passkey", "imap"), page.AntiforgeryToken(), follow: false);
+
+        Assert.StartsWith("/Account/StepUp", post.Location, StringComparison.Ordinal);
+        Assert.False(env.Portal.Services.GetRequiredService<PolicyStore>().Current.Overridden);
+    }
+
+    [Fact]
+    public async Task AdminRequiresPasskey_TotpOnlyUserCannotIssue()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        var user = await env.EnrollWithTotpAsync("tess");
+        var form = await user.Client.GetAsync("/AppPasswords/New");
+        Assert.Equal("/AppPasswords/New", form.Url);
+
+        await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "30d", "365d", "passkey", "imap", "submission"));
+
+        var get = await user.Client.GetAsync("/AppPasswords/New");
+        Assert.Equal("/Security", get.Url);
+        Assert.Contains("requires a passkey", get.TextOf("enroll-required"), StringComparison.Ordinal);
+        var post = await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "Phone"), new("Scopes", "imap"), new("Lifetime", "30.00:00:00")], form.AntiforgeryToken(), follow: false);
+        Assert.Equal(HttpStatusCode.Redirect, post.Status);
+        Assert.Empty(await env.Portal.AppPasswords.ListAsync("tess"));
+    }
+}

@@ -18,7 +18,8 @@ report.AppendLine();
 await using var redis = await RedisServer.StartAsync();
 await using var redisEverySec = await RedisServer.StartAsync("everysec");
 var garnetDir = Directory.CreateTempSubdirectory("broker-bench-garnet-").FullName;
-using var garnet = EmbeddedGarnet.Start(garnetDir, FreePort.Get());
+// Disposed explicitly below, once: Garnet throws on a second Dispose.
+var garnet = EmbeddedGarnet.Start(garnetDir, FreePort.Get());
 
 report.AppendLine("### Validation, store level (success path)");
 report.AppendLine();

@@ -203,7 +203,8 @@ if (write is not null)
     }
     else
     {
-        var end = lines.FindIndex(start + 1, l => l.StartsWith("## ", StringComparison.Ordinal));
+        // The next section starts at its heading or at the marker comment another benchmark writes before it.
+        var end = lines.FindIndex(start + 1, l => l.StartsWith("## ", StringComparison.Ordinal) || l.StartsWith("<!--", StringComparison.Ordinal));
         end = end < 0 ? lines.Count : end;
         lines.RemoveRange(start, end - start);
         lines.InsertRange(start, [.. section, string.Empty]);

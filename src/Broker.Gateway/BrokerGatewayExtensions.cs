@@ -1,6 +1,7 @@
 using System.Net;
 using System.Threading.RateLimiting;
 using Broker.Core.Hosting;
+using Broker.Core.Throttling;
 using Broker.Gateway.Routing;
 using Broker.Gateway.Security;
 using Microsoft.AspNetCore.RateLimiting;
@@ -60,25 +61,5 @@ public static class BrokerGatewayExtensions
     }
 
     /// <summary>IPv6 clients are limited per /64, since one host usually owns a whole /64.</summary>
-    internal static string Partition(IPAddress? address)
-    {
-        if (address is null)
-        {
-            return "unknown";
-        }
-
-        if (address.IsIPv4MappedToIPv6)
-        {
-            return address.MapToIPv4().ToString();
-        }
-
-        if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
-        {
-            var bytes = address.GetAddressBytes();
-            Array.Clear(bytes, 8, 8);
-            return new IPAddress(bytes) + "/64";
-        }
-
-        return address.ToString();
-    }
+    internal static string Partition(IPAddress? address) => address is null ? "unknown" : SourceNetwork.Host(address);
 }

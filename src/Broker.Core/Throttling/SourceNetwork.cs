@@ -29,6 +29,27 @@ public static class SourceNetwork
         return $"{new IPAddress(bytes)}/{prefix}";
     }
 
+    /// <summary>
+    /// The key for "one client host": an IPv4 address as it is (mapped IPv6 forms unwrapped), an
+    /// IPv6 address as its /64, since one host usually owns a whole /64.
+    /// </summary>
+    public static string Host(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            return address.MapToIPv4().ToString();
+        }
+
+        if (address.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            var bytes = address.GetAddressBytes();
+            Array.Clear(bytes, 8, 8);
+            return new IPAddress(bytes) + "/64";
+        }
+
+        return address.ToString();
+    }
+
     /// <summary>IPv6 allow-list entries must have a prefix length divisible by this (keeps <see cref="Containing"/> short).</summary>
     public const int IPv6PrefixStep = 4;
 

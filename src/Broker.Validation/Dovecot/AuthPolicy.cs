@@ -159,22 +159,7 @@ public sealed partial class SourceFailurePolicy(IConnectionMultiplexer redis, Re
     // Not in RedisKeys (owned by the core): a global per-source key, deliberately outside any user's hash slot.
     private RedisKey Key(IPAddress remote) => $"{keys.Prefix}:policy:fail:{Source(remote)}";
 
-    internal static string Source(IPAddress remote)
-    {
-        if (remote.IsIPv4MappedToIPv6)
-        {
-            return remote.MapToIPv4().ToString();
-        }
-
-        if (remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
-        {
-            var bytes = remote.GetAddressBytes();
-            Array.Clear(bytes, 8, 8);
-            return new IPAddress(bytes) + "/64";
-        }
-
-        return remote.ToString();
-    }
+    internal static string Source(IPAddress remote) => Broker.Core.Throttling.SourceNetwork.Host(remote);
 
     private static partial class Log
     {

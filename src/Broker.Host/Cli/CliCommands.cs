@@ -104,7 +104,7 @@ internal static class CliCommands
             overrides["Redis:Configuration"] = $"127.0.0.1:{options.EmbeddedRedisPort}";
             if (string.IsNullOrWhiteSpace(config["Broker:Pepper:Value"]) && string.IsNullOrWhiteSpace(config["Broker:Pepper:File"]))
             {
-                overrides["Broker:Pepper:File"] = Path.Combine(Path.GetFullPath(options.DataDirectory), "pepper.key");
+                overrides["Broker:Pepper:File"] = options.EmbeddedPepperFile;
             }
         }
 

@@ -125,7 +125,7 @@ internal static class BrokerHost
     {
         if (string.IsNullOrWhiteSpace(config["Broker:Pepper:Value"]) && string.IsNullOrWhiteSpace(config["Broker:Pepper:File"]))
         {
-            overrides["Broker:Pepper:GenerateFile"] = Path.Combine(Path.GetFullPath(options.DataDirectory), "pepper.key");
+            overrides["Broker:Pepper:GenerateFile"] = options.EmbeddedPepperFile;
         }
     }
 

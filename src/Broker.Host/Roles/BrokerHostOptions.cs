@@ -19,6 +19,9 @@ public sealed class BrokerHostOptions
         ["portal"] = "http://127.0.0.1:5082",
     };
 
+    /// <summary>Where the embedded host keeps its generated pepper; the CLI reads the same file.</summary>
+    public string EmbeddedPepperFile => Path.Combine(Path.GetFullPath(DataDirectory), "pepper.key");
+
     /// <summary>Loopback port of the embedded Garnet when <c>Redis:Configuration</c> is empty.</summary>
     public int EmbeddedRedisPort { get; set; } = 6390;
 

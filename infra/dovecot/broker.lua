@@ -35,6 +35,10 @@ function script_init()
     request_absolute_timeout_msecs = TIMEOUT_MSECS,
     -- One attempt: a retry would double the time a login can hang, and Broker is load-balanced anyway.
     max_attempts = 1,
+    -- The connection to Broker is kept between logins. The default (0) keeps it idle forever; 30 s
+    -- is shorter than the gateway's keep-alive timeout (Kestrel: 130 s), so Dovecot, not the
+    -- server, closes an idle connection and never sends a login down one the server just closed.
+    max_idle_time_msecs = 30000,
     user_agent = "dovecot-broker-passdb/1",
   })
   return 0

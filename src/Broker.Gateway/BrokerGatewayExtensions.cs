@@ -53,6 +53,7 @@ public static class BrokerGatewayExtensions
         app.MapReverseProxy(proxy =>
         {
             proxy.Use(trusted.InvokeAsync);
+            proxy.Use(MachineApiBody.InvokeAsync);
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();

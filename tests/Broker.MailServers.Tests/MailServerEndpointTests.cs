@@ -92,9 +92,12 @@ public sealed class MailServerEndpointTests(MailLab lab)
     {
         using var client = Client();
 
-        var response = await client.PostAsync("/v1/dovecot/oauth2/introspect", new StringContent("token=" + new string('a', 20_000), Encoding.UTF8, "application/x-www-form-urlencoded"));
+        // Over the endpoint's 8 KiB, under the gateway's 16 KiB cap (past that the gateway answers 413 itself).
+        var response = await client.PostAsync("/v1/dovecot/oauth2/introspect", new StringContent("token=" + new string('a', 10_000), Encoding.UTF8, "application/x-www-form-urlencoded"));
+        var tooLarge = await client.PostAsync("/v1/dovecot/oauth2/introspect", new StringContent("token=" + new string('a', 20_000), Encoding.UTF8, "application/x-www-form-urlencoded"));
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
     }
 
     [Theory]

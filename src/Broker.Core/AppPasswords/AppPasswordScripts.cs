@@ -21,15 +21,14 @@ internal static class AppPasswordScripts
         local now = tonumber(ARGV[2])
         local net = ARGV[6]
         local on = ARGV[12] == '1'
+        local seen = nil
         local known = false
         if net ~= '' then
-          local seen = redis.call('HGET', KEYS[7], net)
-          known = seen and (tonumber(seen) + tonumber(ARGV[11]) > now) or false
+          local mark = redis.call('HGET', KEYS[7], net)
+          if mark then seen = tonumber(mark) end
+          known = seen ~= nil and seen + tonumber(ARGV[11]) > now
         end
         local kf = known and '1' or '0'
-        local function rate(cur, prev)
-          return tonumber(redis.call('GET', cur) or '0') + tonumber(redis.call('GET', prev) or '0') * tonumber(ARGV[7])
-        end
         local function fail(reason, id)
           if on then
             for _, k in ipairs({KEYS[3], KEYS[5]}) do
@@ -39,19 +38,26 @@ internal static class AppPasswordScripts
           end
           return {'deny', reason, id or '', kf}
         end
+        -- Failures of this user from this network, read once: for the throttle, and to know
+        -- whether a success has any counter to clear.
+        local ncur, nprev = nil, nil
+        if net ~= '' then
+          ncur = redis.call('GET', KEYS[3])
+          nprev = redis.call('GET', KEYS[4])
+        end
         if on then
-          if net ~= '' and rate(KEYS[3], KEYS[4]) >= tonumber(ARGV[8]) then return {'deny', 'throttled', '', kf} end
-          if not known and rate(KEYS[5], KEYS[6]) >= tonumber(ARGV[9]) then return {'deny', 'throttled', '', kf} end
+          if net ~= '' and tonumber(ncur or '0') + tonumber(nprev or '0') * tonumber(ARGV[7]) >= tonumber(ARGV[8]) then return {'deny', 'throttled', '', kf} end
+          if not known and tonumber(redis.call('GET', KEYS[5]) or '0') + tonumber(redis.call('GET', KEYS[6]) or '0') * tonumber(ARGV[7]) >= tonumber(ARGV[9]) then return {'deny', 'throttled', '', kf} end
         end
         if ARGV[1] == '' then return fail('malformed') end
-        local c = redis.call('HMGET', KEYS[1], 'id', 'scopes', 'exp', 'rev', 'created', 'nets')
+        local c = redis.call('HMGET', KEYS[1], 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls')
         if not c[1] then return fail('unknown') end
         local m = redis.call('HMGET', KEYS[2], 'nbf', 'disabled', 'approve')
         if c[4] or (m[1] and tonumber(c[5]) < tonumber(m[1])) then return fail('revoked', c[1]) end
         if m[2] == '1' then return fail('disabled', c[1]) end
         if tonumber(c[3]) <= now then return fail('expired', c[1]) end
         if not string.find(c[2], ',' .. ARGV[1] .. ',', 1, true) then return {'deny', 'scope', c[1], kf} end
-        local allow = redis.call('HGET', KEYS[1], 'allow')
+        local allow = c[7]
         if allow and allow ~= '' then
           local inside = false
           for cidr in string.gmatch(allow, '[^,]+') do
@@ -76,19 +82,24 @@ internal static class AppPasswordScripts
             if nets == '' then nets = net elseif count + 1 < tonumber(ARGV[13]) then nets = nets .. ',' .. net end
             redis.call('HSET', KEYS[1], 'nets', nets)
           end
-          redis.call('HSET', KEYS[7], net, ARGV[2])
-          redis.call('PEXPIRE', KEYS[7], ARGV[11])
-          redis.call('DEL', KEYS[3], KEYS[4])
+          -- Known-good mark refreshed at most once a minute: a client polling every few seconds
+          -- would otherwise rewrite (and append to the AOF) the same hash on every login.
+          if seen == nil or now - seen >= 60000 then
+            redis.call('HSET', KEYS[7], net, ARGV[2])
+            redis.call('PEXPIRE', KEYS[7], ARGV[11])
+          end
+          if ncur or nprev then redis.call('DEL', KEYS[3], KEYS[4]) end
         end
-        if ARGV[5] ~= '' then
+        local lcl = ARGV[5]
+        if lcl ~= '' then
           local sep = '\30'
-          local cls = redis.call('HGET', KEYS[1], 'cls') or ''
-          if not string.find(sep .. cls .. sep, sep .. ARGV[5] .. sep, 1, true) then
+          local cls = c[8] or ''
+          if not string.find(sep .. cls .. sep, sep .. lcl .. sep, 1, true) then
             local _, n = string.gsub(cls, sep, sep)
-            if cls == '' then redis.call('HSET', KEYS[1], 'cls', ARGV[5]) elseif n + 1 < 10 then redis.call('HSET', KEYS[1], 'cls', cls .. sep .. ARGV[5]) end
+            if cls == '' then redis.call('HSET', KEYS[1], 'cls', lcl) elseif n + 1 < 10 then redis.call('HSET', KEYS[1], 'cls', cls .. sep .. lcl) end
           end
         end
-        redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', ARGV[5])
+        redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', lcl)
         return {'allow', c[1], fresh, kf}
         """;
 

@@ -64,7 +64,7 @@ public static class DovecotOAuth2Api
         var outcome = await validator.ValidateAsync(new LoginAttempt(username, password, context.Service, context.RemoteIp, Caller: caller), "dovecot-grant", ct);
         return outcome.Result switch
         {
-            ValidationResult.Allowed => TypedResults.Json(
+            ValidationResult.Allowed => new JsonReply<OAuth2Reply>(
                 new OAuth2Reply { Active = true, Username = outcome.Username, AccessToken = "broker-verdict", TokenType = "bearer" },
                 DovecotJsonContext.Default.OAuth2Reply),
             ValidationResult.Denied => OAuthError(StatusCodes.Status400BadRequest, "invalid_grant"),
@@ -82,19 +82,19 @@ public static class DovecotOAuth2Api
         var body = await BoundedBody.ReadTextAsync(http.Request, ct);
         if (body is null || !WireParsers.TryParseForm(body, out var form))
         {
-            return TypedResults.Json(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status400BadRequest);
+            return new JsonReply<OAuth2Reply>(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status400BadRequest);
         }
 
         var caller = AuthenticateClient(http, callers, form);
         if (caller is null)
         {
-            return TypedResults.Json(new OAuth2Reply { Active = false, Error = "invalid_client" }, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status401Unauthorized);
+            return new JsonReply<OAuth2Reply>(new OAuth2Reply { Active = false, Error = "invalid_client" }, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status401Unauthorized);
         }
 
         if (!form.TryGetValue("token", out var token) || token.Length == 0 || !form.TryGetValue("username", out var username))
         {
             // A bare token names no Broker credential (app passwords are keyed by user; Broker issues no bearer tokens).
-            return TypedResults.Json(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply);
+            return new JsonReply<OAuth2Reply>(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply);
         }
 
         var context = DovecotAuthHeaders.Read(http.Request.Headers);
@@ -102,8 +102,8 @@ public static class DovecotOAuth2Api
         var outcome = await validator.ValidateAsync(new LoginAttempt(username, token, service, context.RemoteIp, Caller: caller), "dovecot-introspect", ct);
         return outcome.Result switch
         {
-            ValidationResult.Allowed => TypedResults.Json(new OAuth2Reply { Active = true, Username = outcome.Username }, DovecotJsonContext.Default.OAuth2Reply),
-            ValidationResult.Denied => TypedResults.Json(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply),
+            ValidationResult.Allowed => new JsonReply<OAuth2Reply>(new OAuth2Reply { Active = true, Username = outcome.Username }, DovecotJsonContext.Default.OAuth2Reply),
+            ValidationResult.Denied => new JsonReply<OAuth2Reply>(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply),
             _ => Unavailable(http),
         };
     }
@@ -124,13 +124,13 @@ public static class DovecotOAuth2Api
         return form.TryGetValue("client_secret", out var secret) ? callers.Authenticate(secret) : null;
     }
 
-    private static JsonHttpResult<OAuth2Reply> OAuthError(int status, string error, string? description = null) =>
-        TypedResults.Json(new OAuth2Reply { Error = error, ErrorDescription = description }, DovecotJsonContext.Default.OAuth2Reply, statusCode: status);
+    private static JsonReply<OAuth2Reply> OAuthError(int status, string error, string? description = null) =>
+        new JsonReply<OAuth2Reply>(new OAuth2Reply { Error = error, ErrorDescription = description }, DovecotJsonContext.Default.OAuth2Reply, statusCode: status);
 
-    private static JsonHttpResult<OAuth2Reply> Unavailable(HttpContext http)
+    private static JsonReply<OAuth2Reply> Unavailable(HttpContext http)
     {
         http.Response.Headers.RetryAfter = "5";
-        return TypedResults.Json(new OAuth2Reply { Error = "temporarily_unavailable" }, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status503ServiceUnavailable);
+        return new JsonReply<OAuth2Reply>(new OAuth2Reply { Error = "temporarily_unavailable" }, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 }
 

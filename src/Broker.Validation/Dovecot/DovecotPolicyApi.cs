@@ -41,18 +41,18 @@ public static partial class DovecotPolicyApi
             if (command == "report")
             {
                 await policy.ReportAsync(request, ct);
-                return TypedResults.Json(new AuthPolicyReply { Status = 0 }, DovecotJsonContext.Default.AuthPolicyReply);
+                return new JsonReply<AuthPolicyReply>(new AuthPolicyReply { Status = 0 }, DovecotJsonContext.Default.AuthPolicyReply);
             }
 
             var verdict = await policy.CheckAsync(request, ct);
-            return TypedResults.Json(new AuthPolicyReply { Status = verdict.Status, Msg = verdict.Message }, DovecotJsonContext.Default.AuthPolicyReply);
+            return new JsonReply<AuthPolicyReply>(new AuthPolicyReply { Status = verdict.Status, Msg = verdict.Message }, DovecotJsonContext.Default.AuthPolicyReply);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or Broker.Core.AppPasswords.StoreUnavailableException)
         {
             var logger = loggers.CreateLogger("Broker.Validation.Dovecot.DovecotPolicyApi");
             Log.PolicyUnavailable(logger, ex.GetType().Name);
             http.Response.Headers.RetryAfter = "5";
-            return TypedResults.Json(new AuthPolicyReply { Status = 0 }, DovecotJsonContext.Default.AuthPolicyReply, statusCode: StatusCodes.Status503ServiceUnavailable);
+            return new JsonReply<AuthPolicyReply>(new AuthPolicyReply { Status = 0 }, DovecotJsonContext.Default.AuthPolicyReply, statusCode: StatusCodes.Status503ServiceUnavailable);
         }
     }
 

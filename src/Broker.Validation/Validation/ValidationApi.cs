@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Unicode;
 using Broker.Core.AppPasswords;
 using Broker.Validation.Callers;
+using Broker.Validation.MailServers;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
@@ -25,7 +26,7 @@ public static class ValidationApi
     /// 200 allow, 403 deny (one fixed body whatever failed), 503 tempfail when the store could not
     /// be asked, 400 with a reason when the request itself is malformed.
     /// </summary>
-    internal static async Task<Results<JsonHttpResult<ValidateResponse>, ProblemHttpResult>> ValidateAsync(
+    internal static async Task<Results<JsonReply<ValidateResponse>, ProblemHttpResult>> ValidateAsync(
         HttpContext http, LoginValidator validator, IOptions<ValidationOptions> options, CancellationToken ct)
     {
         var o = options.Value;
@@ -45,16 +46,16 @@ public static class ValidationApi
             "validate", ct);
         return outcome.Result switch
         {
-            ValidationResult.Allowed => TypedResults.Json(new ValidateResponse { Result = "allow", Username = outcome.Username, CredentialId = outcome.CredentialId }, ValidationJsonContext.Default.ValidateResponse),
-            ValidationResult.Denied => TypedResults.Json(ValidateResponse.Deny, ValidationJsonContext.Default.ValidateResponse, statusCode: StatusCodes.Status403Forbidden),
+            ValidationResult.Allowed => new JsonReply<ValidateResponse>(new ValidateResponse { Result = "allow", Username = outcome.Username, CredentialId = outcome.CredentialId }, ValidationJsonContext.Default.ValidateResponse),
+            ValidationResult.Denied => new JsonReply<ValidateResponse>(ValidateResponse.Deny, ValidationJsonContext.Default.ValidateResponse, StatusCodes.Status403Forbidden),
             _ => TempFail(http, o),
         };
     }
 
-    private static JsonHttpResult<ValidateResponse> TempFail(HttpContext http, ValidationOptions o)
+    private static JsonReply<ValidateResponse> TempFail(HttpContext http, ValidationOptions o)
     {
         http.Response.Headers.RetryAfter = o.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return TypedResults.Json(ValidateResponse.TempFail, ValidationJsonContext.Default.ValidateResponse, statusCode: StatusCodes.Status503ServiceUnavailable);
+        return new JsonReply<ValidateResponse>(ValidateResponse.TempFail, ValidationJsonContext.Default.ValidateResponse, StatusCodes.Status503ServiceUnavailable);
     }
 
     private static ProblemHttpResult BadRequest(string detail) =>

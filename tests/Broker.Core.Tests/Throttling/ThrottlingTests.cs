@@ -50,6 +50,33 @@ public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, 
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home, 99))).Result);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task KnownNetwork_StaysKnownWhileUsed_AndLapsesAfterItsLifetimeWithoutUse(bool usedBeforeItLapses)
+    {
+        // Default lifetime: 30 days. The mark is refreshed at most once a minute, so a use one minute
+        // before it lapses must still carry it forward.
+        var issued = await Store.IssueAsync(User, "A", ["imap"], TimeSpan.FromDays(60));
+        var home = Net();
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home))).Result);
+        Time.Advance(TimeSpan.FromDays(30) - TimeSpan.FromMinutes(1));
+        if (usedBeforeItLapses)
+        {
+            Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home))).Result);
+        }
+
+        Time.Advance(TimeSpan.FromMinutes(2));
+        for (var i = 0; i < 6; i++)
+        {
+            await FailAsync(User, Net(), 5);
+        }
+
+        var fromHome = await Store.ValidateAsync(User, issued.Secret, From(home, 99));
+        Assert.Equal(usedBeforeItLapses ? ValidationResult.Allowed : ValidationResult.Denied, fromHome.Result);
+        Assert.Equal(usedBeforeItLapses ? null : DenyReason.Throttled, fromHome.Reason);
+    }
+
     [Fact]
     public async Task Spraying_OneSourceManyUsers_ThrottlesTheSource_ExceptWhereItIsAKnownNetwork()
     {

@@ -36,6 +36,8 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
             {
                 app.MapBrokerValidation();
                 app.MapGet("/v1/whoami", (HttpContext c) => $"{name} {c.Connection.RemoteIpAddress}");
+                app.MapPost("/v1/echo", async (HttpContext c) =>
+                    $"expect=[{c.Request.Headers.Expect}] length={c.Request.ContentLength} body={await new StreamReader(c.Request.Body).ReadToEndAsync()}");
             });
 
     private static readonly string PepperForAll = Convert.ToBase64String(new byte[32]);
@@ -192,5 +194,84 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.False(response.Headers.Contains(CallerKeyOptions.HeaderName));
+    }
+
+    [Fact]
+    public async Task ExpectContinue_IsAnsweredByTheGateway_AndTheBodyArrivesWhole()
+    {
+        // Dovecot's Lua HTTP client sends Expect: 100-continue and holds the body until "100 Continue".
+        await using var validation = await StartValidation("a");
+        await using var gateway = await BrokerApps.StartGatewayAsync(GatewayConfig(validation));
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, gateway.Address.Port);
+        await using var stream = new System.Net.Sockets.NetworkStream(socket);
+        const string body = "{\"hello\":\"dovecot\"}";
+
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
+            $"POST /v1/echo HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {body.Length}\r\n\r\n"));
+        var interim = await ReadUntilAsync(stream, "\r\n\r\n");
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(body));
+        var final = await ReadUntilAsync(stream, "body=" + body);
+
+        Assert.StartsWith("HTTP/1.1 100 Continue", interim, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", final, StringComparison.Ordinal);
+        // Forwarded without the Expect header: the validation instance gets headers and body together.
+        Assert.Contains($"expect=[] length={body.Length} body={body}", final, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ChunkedBody_IsForwardedWithItsLength()
+    {
+        await using var validation = await StartValidation("a");
+        await using var gateway = await BrokerApps.StartGatewayAsync(GatewayConfig(validation));
+        using var client = Client(gateway);
+        using var content = new StreamContent(new MemoryStream("chunked body"u8.ToArray()));
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/echo") { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("expect=[] length=12 body=chunked body", await response.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OversizedBody_Gets413_AndNeverReachesValidation(bool chunked)
+    {
+        await using var validation = await StartValidation("a");
+        await using var gateway = await BrokerApps.StartGatewayAsync(GatewayConfig(validation));
+        using var client = Client(gateway);
+        var big = new byte[MachineApiBodyLimit + 1];
+        using HttpContent content = chunked ? new StreamContent(new MemoryStream(big)) : new ByteArrayContent(big);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/echo") { Content = content };
+        request.Headers.TransferEncodingChunked = chunked;
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("at most", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    private const int MachineApiBodyLimit = 16 * 1024;
+
+    private static async Task<string> ReadUntilAsync(Stream stream, string marker)
+    {
+        var text = new System.Text.StringBuilder();
+        var buffer = new byte[4096];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (!text.ToString().Contains(marker, StringComparison.Ordinal))
+        {
+            var n = await stream.ReadAsync(buffer, timeout.Token);
+            if (n == 0)
+            {
+                break;
+            }
+
+            text.Append(System.Text.Encoding.ASCII.GetString(buffer, 0, n));
+        }
+
+        return text.ToString();
     }
 }

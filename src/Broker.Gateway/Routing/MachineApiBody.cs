@@ -1,0 +1,64 @@
+using Yarp.ReverseProxy.Model;
+
+namespace Broker.Gateway.Routing;
+
+/// <summary>
+/// Receives a machine-API request body whole before it is forwarded. Dovecot's Lua HTTP client
+/// always sends <c>Expect: 100-continue</c> and holds the body until it sees "100 Continue";
+/// streamed through, that handshake would wait on the validation instance as well. Read here, the
+/// gateway answers it at once and forwards headers and body together, without the Expect header.
+/// It also caps the size: no machine-API call needs more than a few kilobytes.
+/// </summary>
+internal static class MachineApiBody
+{
+    /// <summary>Largest body accepted on <c>/v1</c>; the validation role's own limits are smaller.</summary>
+    public const int MaxBytes = 16 * 1024;
+
+    public static async Task InvokeAsync(HttpContext context, Func<Task> next)
+    {
+        var request = context.Request;
+        if (context.GetReverseProxyFeature().Route.Config.RouteId != GatewayRoutes.MachineApiRoute
+            || request.ContentLength == 0
+            || (request.ContentLength is null && request.Headers.TransferEncoding.Count == 0))
+        {
+            await next();
+            return;
+        }
+
+        if (request.ContentLength > MaxBytes)
+        {
+            await TooLarge(context);
+            return;
+        }
+
+        var buffer = new MemoryStream(request.ContentLength is { } n ? (int)n : 1024);
+        var chunk = new byte[4096];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > MaxBytes)
+            {
+                await TooLarge(context);
+                return;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        buffer.Position = 0;
+        request.Body = buffer;
+        request.Headers.Expect = default;
+        if (request.ContentLength is null)
+        {
+            // Forward a known length instead of re-chunking a body that is already here.
+            request.Headers.TransferEncoding = default;
+            request.ContentLength = buffer.Length;
+        }
+
+        await next();
+    }
+
+    private static Task TooLarge(HttpContext context) =>
+        Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Payload too large",
+            detail: $"Machine API requests carry at most {MaxBytes} bytes.").ExecuteAsync(context);
+}

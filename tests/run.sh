@@ -9,6 +9,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have redis-server || need+=(redis-server)
 have dovecot || need+=(dovecot-core)
 [ -e /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
+[ -e /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
 [ -e /usr/lib/dovecot/modules/auth/libauthdb_lua.so ] || need+=(dovecot-auth-lua)
 [ -e /usr/lib/dovecot/submission ] || need+=(dovecot-submissiond)
 [ -e /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)

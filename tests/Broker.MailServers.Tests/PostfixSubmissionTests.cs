@@ -45,7 +45,7 @@ public sealed class PostfixSubmissionTests(MailLab lab)
         var imapOnly = await lab.IssueAsync("smtp-imaponly@example.com", scopes: "imap");
         await using var smtp = await RawSmtp.ConnectWithTlsAsync(lab.Postfix);
 
-        var wrong = mechanism == "PLAIN" ? await smtp.AuthPlainAsync("smtp-wrong@example.com", secret[..^1] + "x") : await smtp.AuthLoginAsync("smtp-wrong@example.com", "account-password");
+        var wrong = mechanism == "PLAIN" ? await smtp.AuthPlainAsync("smtp-wrong@example.com", MailProtocolsLab.Mistyped(secret)) : await smtp.AuthLoginAsync("smtp-wrong@example.com", "account-password");
         var noScope = mechanism == "PLAIN" ? await smtp.AuthPlainAsync("smtp-imaponly@example.com", imapOnly) : await smtp.AuthLoginAsync("smtp-imaponly@example.com", imapOnly);
 
         Assert.StartsWith("535", wrong, StringComparison.Ordinal);

@@ -61,6 +61,44 @@ public sealed class BrokerUnderTest : IAsyncDisposable
         return new BrokerUnderTest(redis, validation, gateway, time, logs);
     }
 
+    /// <summary>Runs <paramref name="whileDown"/> with Broker's Redis stopped (Broker can decide nothing), then restarts it and waits until Broker reaches it again.</summary>
+    public async Task WithRedisDownAsync(Func<Task> whileDown)
+    {
+        await Redis.StopAsync();
+        try
+        {
+            await whileDown();
+        }
+        finally
+        {
+            await Redis.StartAgainAsync();
+            for (var i = 0; i < 100 && !await Validation.AppPasswords.PingAsync(); i++)
+            {
+                await Task.Delay(100);
+            }
+
+            // The gateway's health probe may have marked the validation role unhealthy meanwhile
+            // (it then answers 503 itself): wait until it routes again, so the next test is not
+            // decided by probe timing.
+            using var http = Gateway.CreateClient();
+            for (var i = 0; i < 100 && !await GatewayRoutesAsync(http); i++)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    private static async Task<bool> GatewayRoutesAsync(HttpClient http)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/nginx/auth");
+        request.Headers.Add("Auth-Method", "plain");
+        request.Headers.Add("Auth-Protocol", "smtp");
+        request.Headers.Add("Auth-User", "gateway-probe@example.com");
+        request.Headers.Add("Auth-Pass", "not-a-password");
+        using var response = await http.SendAsync(request);
+        return response.IsSuccessStatusCode;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await Gateway.DisposeAsync();

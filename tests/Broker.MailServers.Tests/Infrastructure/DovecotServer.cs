@@ -40,16 +40,21 @@ public sealed class DovecotServer : IAsyncDisposable
     /// <param name="snippets">conf.d files (name, rendered text), included in order.</param>
     /// <param name="extraMain">Test-only main settings (e.g. a userdb), appended to dovecot.conf.</param>
     /// <param name="dir">Directory to use (created by the caller when files must be placed first).</param>
-    public static async Task<DovecotServer> StartAsync(string name, IEnumerable<(string Name, string Text)> snippets, string? extraMain = null, string? dir = null)
+    /// <param name="allowAllUsers">
+    /// Set <c>allow_all_users=yes</c> on the static userdb. Needed for user lookups without a login
+    /// (LMTP delivery, doveadm user): without it the static userdb asks the passdb, and Broker's Lua
+    /// passdb only verifies passwords (no <c>auth_passdb_lookup</c>).
+    /// </param>
+    public static async Task<DovecotServer> StartAsync(string name, IEnumerable<(string Name, string Text)> snippets, string? extraMain = null, string? dir = null, bool allowAllUsers = false)
     {
         dir ??= Shell.TempDirectory("dovecot-" + name);
         var server = new DovecotServer(name, dir, FreePort.Get());
-        server.WriteConfig(snippets, extraMain);
+        server.WriteConfig(snippets, extraMain, allowAllUsers);
         await server.StartProcessAsync();
         return server;
     }
 
-    private void WriteConfig(IEnumerable<(string Name, string Text)> snippets, string? extraMain)
+    private void WriteConfig(IEnumerable<(string Name, string Text)> snippets, string? extraMain, bool allowAllUsers)
     {
         var mail = Path.Combine(Dir, "mail");
         Directory.CreateDirectory(mail);
@@ -65,6 +70,7 @@ public sealed class DovecotServer : IAsyncDisposable
         }
 
         var port = ImapPort.ToString(CultureInfo.InvariantCulture);
+        var allowAll = allowAllUsers ? " allow_all_users=yes" : string.Empty;
         File.WriteAllText(ConfigPath, $$"""
             # Written by the test: what an admin's own dovecot.conf holds. Broker's parts come from infra/.
             instance_name = broker-test-{{Name}}-{{Path.GetFileName(Dir)[^6..]}}
@@ -90,7 +96,7 @@ public sealed class DovecotServer : IAsyncDisposable
             mail_location = maildir:{{mail}}/%n
             userdb {
               driver = static
-              args = uid=65534 gid=65534 home={{mail}}/%n
+              args = uid=65534 gid=65534 home={{mail}}/%n{{allowAll}}
             }
             service imap-login {
               inet_listener imap {

@@ -190,23 +190,8 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
         return [("90-broker.conf", dropIn)];
     }
 
-    /// <summary>Runs <paramref name="whileDown"/> with Broker's Redis stopped, then restarts it and waits until Broker reaches it again.</summary>
-    public async Task WithRedisDownAsync(Func<Task> whileDown)
-    {
-        await Broker.Redis.StopAsync();
-        try
-        {
-            await whileDown();
-        }
-        finally
-        {
-            await Broker.Redis.StartAgainAsync();
-            for (var i = 0; i < 100 && !await AppPasswords.PingAsync(); i++)
-            {
-                await Task.Delay(100);
-            }
-        }
-    }
+    /// <inheritdoc cref="BrokerUnderTest.WithRedisDownAsync"/>
+    public Task WithRedisDownAsync(Func<Task> whileDown) => Broker.WithRedisDownAsync(whileDown);
 
     /// <summary>Issues an app password and returns the secret as a user would type it.</summary>
     public async Task<string> IssueAsync(string user, string scopes = "imap,submission", TimeSpan? lifetime = null) =>

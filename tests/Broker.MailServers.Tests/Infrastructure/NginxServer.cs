@@ -9,28 +9,44 @@ public sealed class NginxServer : IAsyncDisposable
 {
     private Process? _process;
 
-    private NginxServer(string dir, int imapPort)
+    private NginxServer(string dir, int imapPort, int smtpPort)
     {
         Dir = dir;
         ImapPort = imapPort;
+        SmtpPort = smtpPort;
     }
 
     public string Dir { get; }
 
     public int ImapPort { get; }
 
+    /// <summary>The SMTP listener from infra/nginx/mail-smtp.conf; 0 unless started with <c>smtp: true</c>.</summary>
+    public int SmtpPort { get; }
+
     public string ErrorLog => File.Exists(Path.Combine(Dir, "error.log")) ? File.ReadAllText(Path.Combine(Dir, "error.log")) : string.Empty;
 
     /// <param name="authHttpUrl">Broker's auth_http URL (through the gateway).</param>
     /// <param name="callerKey">Broker caller key nginx sends.</param>
-    public static async Task<NginxServer> StartAsync(string authHttpUrl, string callerKey)
+    /// <param name="smtp">Also enable the optional SMTP server (infra/nginx/mail-smtp.conf), as an admin does by uncommenting its include.</param>
+    public static async Task<NginxServer> StartAsync(string authHttpUrl, string callerKey, bool smtp = false)
     {
-        var server = new NginxServer(Shell.TempDirectory("nginx"), FreePort.Get());
-        var mail = InfraFiles.Render(
-            "infra/nginx/mail.conf",
+        var server = new NginxServer(Shell.TempDirectory("nginx"), FreePort.Get(), smtp ? FreePort.Get() : 0);
+        (string, string)[] replacements =
+        [
             ("auth_http http://127.0.0.1:5080/v1/nginx/auth;", $"auth_http {authHttpUrl};"),
             ("CHANGE-ME-broker-caller-key", callerKey),
-            ("listen 143;", $"listen 127.0.0.1:{server.ImapPort.ToString(CultureInfo.InvariantCulture)};"));
+            ("listen 143;", $"listen 127.0.0.1:{server.ImapPort.ToString(CultureInfo.InvariantCulture)};"),
+        ];
+        if (smtp)
+        {
+            var smtpConf = Path.Combine(server.Dir, "mail-smtp.conf");
+            await File.WriteAllTextAsync(smtpConf, InfraFiles.Render(
+                "infra/nginx/mail-smtp.conf",
+                ("listen 587;", $"listen 127.0.0.1:{server.SmtpPort.ToString(CultureInfo.InvariantCulture)};")));
+            replacements = [.. replacements, ("#include /etc/nginx/mail-smtp.conf;", $"include {smtpConf};")];
+        }
+
+        var mail = InfraFiles.Render("infra/nginx/mail.conf", replacements);
         await File.WriteAllTextAsync(Path.Combine(server.Dir, "mail.conf"), mail);
         await File.WriteAllTextAsync(Path.Combine(server.Dir, "nginx.conf"), $"""
             # Written by the test: the admin's nginx.conf. The mail block comes from infra/nginx/mail.conf.
@@ -61,6 +77,10 @@ public sealed class NginxServer : IAsyncDisposable
         try
         {
             await FreePort.WaitListeningAsync(server.ImapPort, TimeSpan.FromSeconds(10));
+            if (smtp)
+            {
+                await FreePort.WaitListeningAsync(server.SmtpPort, TimeSpan.FromSeconds(10));
+            }
         }
         catch (System.Net.Sockets.SocketException)
         {

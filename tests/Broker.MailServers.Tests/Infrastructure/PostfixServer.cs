@@ -58,7 +58,8 @@ public sealed partial class PostfixServer : IAsyncDisposable
         return server;
     }
 
-    public async Task StartAsync()
+    /// <param name="extraServices">More master.cf services (rendered from infra/), appended after the submission services.</param>
+    public async Task StartAsync(string? extraServices = null)
     {
         var cert = CertificatePath;
         var key = Path.Combine(ConfigDir, "key.pem");
@@ -108,7 +109,7 @@ public sealed partial class PostfixServer : IAsyncDisposable
             "infra/postfix/master.cf.broker",
             ("submission inet", $"127.0.0.1:{SubmissionPort.ToString(CultureInfo.InvariantCulture)} inet"),
             ("submissions inet", $"127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)} inet"));
-        foreach (var line in submission.Split('\n'))
+        foreach (var line in (extraServices is null ? submission : submission + "\n" + extraServices).Split('\n'))
         {
             master.AppendLine(NoChroot(line));
         }

@@ -19,6 +19,24 @@ public sealed class RawSmtp : IAsyncDisposable
         _reader = new StreamReader(_stream, Encoding.ASCII);
     }
 
+    /// <summary>Plain SMTP on a loopback port (greeting and EHLO read), for servers the tests run without TLS.</summary>
+    /// <param name="port">SMTP port on 127.0.0.1.</param>
+    /// <param name="from">Local source address (any 127.x.y.z), to act as another client.</param>
+    public static async Task<RawSmtp> ConnectAsync(int port, IPAddress? from = null)
+    {
+        var tcp = new TcpClient(AddressFamily.InterNetwork);
+        if (from is not null)
+        {
+            tcp.Client.Bind(new IPEndPoint(from, 0));
+        }
+
+        await tcp.ConnectAsync(IPAddress.Loopback, port);
+        var smtp = new RawSmtp(tcp);
+        await smtp.ReadReplyAsync();
+        await smtp.CommandAsync("EHLO client.example");
+        return smtp;
+    }
+
     public static async Task<RawSmtp> ConnectWithTlsAsync(PostfixServer server)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork);

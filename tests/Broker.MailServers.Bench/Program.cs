@@ -4,10 +4,15 @@ using System.Text;
 using Broker.MailServers.Bench;
 using Broker.MailServers.Tests.Infrastructure;
 using Broker.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
-// IMAP login latency with Dovecot's passwd-file vs Dovecot + Broker (the shipped Lua passdb through
-// the gateway), measured in the same run with the auth cache off, plus the auth step alone over
-// Dovecot's auth-client socket. Usage: [--logins N] [--write docs/benchmarks.md]
+// IMAP login latency with Dovecot's passwd-file vs Dovecot + Broker (the shipped Lua and oauth2
+// passdbs), each next to the same passdb pointed at a service that does nothing (Dovecot's own
+// floor), all in the same run with the auth cache off; plus the auth step alone over Dovecot's
+// auth-client socket and Broker alone from a bare HTTP client. Usage: [--logins N] [--write docs/benchmarks.md]
 var logins = 300;
 string? write = null;
 for (var i = 0; i < args.Length; i++)
@@ -50,15 +55,47 @@ async Task<DovecotServer> LuaDovecotAsync(string name, string baseUrl)
     return await DovecotServer.StartAsync(name, [("90-broker.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", script)))], dir: dir);
 }
 
-var oauthDir = Shell.TempDirectory("bench-oauth2");
-var ext = Path.Combine(oauthDir, "dovecot-oauth2-broker.conf.ext");
-await File.WriteAllTextAsync(ext, InfraFiles.Render("infra/dovecot/dovecot-oauth2-broker.conf.ext", ("http://127.0.0.1:5080", broker.GatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
+async Task<DovecotServer> OAuth2DovecotAsync(string name, string baseUrl)
+{
+    var dir = Shell.TempDirectory(name);
+    var ext = Path.Combine(dir, "dovecot-oauth2-broker.conf.ext");
+    await File.WriteAllTextAsync(ext, InfraFiles.Render("infra/dovecot/dovecot-oauth2-broker.conf.ext", ("http://127.0.0.1:5080", baseUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
+    return await DovecotServer.StartAsync(name, [("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", ext)))], dir: dir);
+}
+
+// Calibration: the same passdbs against a service that answers "allow" without doing anything,
+// so Dovecot's own cost (auth-worker hand-off, Lua, its HTTP client) is measured apart from Broker's.
+var trivialBuilder = WebApplication.CreateSlimBuilder();
+trivialBuilder.Logging.ClearProviders();
+trivialBuilder.WebHost.UseUrls("http://127.0.0.1:0");
+await using var trivial = trivialBuilder.Build();
+var allowReply = Encoding.UTF8.GetBytes($$"""{"result":"allow","username":"{{User}}"}""");
+var grantReply = Encoding.UTF8.GetBytes($$"""{"active":true,"username":"{{User}}","access_token":"t","token_type":"bearer"}""");
+RequestDelegate Answer(byte[] reply) => async c =>
+{
+    var sink = new byte[4096];
+    while (await c.Request.Body.ReadAsync(sink) > 0)
+    {
+    }
+
+    c.Response.ContentType = "application/json";
+    c.Response.ContentLength = reply.Length;
+    await c.Response.Body.WriteAsync(reply);
+};
+trivial.MapPost("/v1/validate", Answer(allowReply));
+trivial.MapPost("/v1/dovecot/oauth2/token", Answer(grantReply));
+await trivial.StartAsync();
+var trivialUrl = trivial.Urls.First();
+
+const int Baseline = 0, Lua = 1, LuaDirect = 2, LuaTrivial = 3, OAuth2 = 4, OAuth2Trivial = 5;
 var variants = new List<(string Name, DovecotServer Server, string Password)>
 {
     ("passwd-file (baseline)", passwd, StaticPassword),
     ("Broker: Lua passdb → gateway → validation (shipped default)", await LuaDovecotAsync("bench-lua", broker.GatewayUrl), secret),
     ("Broker: Lua passdb → validation directly (no gateway hop)", await LuaDovecotAsync("bench-lua-direct", broker.Validation.Address.ToString().TrimEnd('/')), secret),
-    ("Broker: oauth2 passdb (password grant) → gateway → validation", await DovecotServer.StartAsync("bench-oauth2", [("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", ext)))], dir: oauthDir), secret),
+    ("(calibration) Lua passdb → a trivial service that always allows", await LuaDovecotAsync("bench-lua-trivial", trivialUrl), secret),
+    ("Broker: oauth2 passdb (password grant) → gateway → validation", await OAuth2DovecotAsync("bench-oauth2", broker.GatewayUrl), secret),
+    ("(calibration) oauth2 passdb → a trivial service that always allows", await OAuth2DovecotAsync("bench-oauth2-trivial", trivialUrl), secret),
 };
 
 async Task<double> ImapLoginAsync(int port, string password)
@@ -135,26 +172,34 @@ finally
     }
 }
 
-// Broker alone, as the Lua script calls it (same JSON, caller key, through the gateway) but from a
-// keep-alive .NET client: separates Broker's HTTP path from Dovecot's auth-worker and HTTP client.
-using var http = broker.Gateway.CreateClient();
-var httpOnly = new List<double>();
+// Broker alone, as the Lua script calls it (same JSON, caller key, Expect: 100-continue) but from a
+// bare keep-alive client: Broker's own time, without Dovecot's auth-worker and HTTP client.
 var body = $$"""{"username":"{{User}}","password":"{{secret}}","service":"imap","remoteIp":"127.0.0.1","mech":"PLAIN"}""";
-for (var i = 0; i < logins + 20; i++)
+async Task<List<double>> BrokerAloneAsync(Uri target)
 {
-    var sw = Stopwatch.StartNew();
-    using var response = await http.PostAsync("/v1/validate", new StringContent(body, Encoding.UTF8, "application/json"));
-    var ms = sw.Elapsed.TotalMilliseconds;
-    if (!response.IsSuccessStatusCode)
+    using var client = await KeepAliveHttpClient.ConnectAsync(target);
+    var samples = new List<double>();
+    for (var i = 0; i < logins + 20; i++)
     {
-        throw new InvalidOperationException("validate failed: " + (int)response.StatusCode);
+        var sw = Stopwatch.StartNew();
+        var status = await client.PostJsonAsync("/v1/validate", body, BrokerApps.CallerKey);
+        var ms = sw.Elapsed.TotalMilliseconds;
+        if (status != 200)
+        {
+            throw new InvalidOperationException("validate failed: " + status);
+        }
+
+        if (i >= 20)
+        {
+            samples.Add(ms);
+        }
     }
 
-    if (i >= 20)
-    {
-        httpOnly.Add(ms);
-    }
+    return samples;
 }
+
+var aloneGateway = await BrokerAloneAsync(broker.Gateway.Address);
+var aloneDirect = await BrokerAloneAsync(broker.Validation.Address);
 
 static double Percentile(List<double> values, double p)
 {
@@ -166,13 +211,20 @@ static double Percentile(List<double> values, double p)
 }
 
 string F(double v) => v.ToString(v < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture);
+string Pct(double v) => (v * 100).ToString("0.0", CultureInfo.InvariantCulture);
+double Median(List<double> l) => Percentile(l, 0.5);
 var ci = CultureInfo.InvariantCulture;
-var imapOverhead = (Percentile(imap[1], 0.5) / Percentile(imap[0], 0.5)) - 1;
-var authOverhead = Percentile(socket[1], 0.5) - Percentile(socket[0], 0.5);
+var baseImap = Median(imap[Baseline]);
+var baseAuth = Median(socket[Baseline]);
+string Verdict(double imapShare, double authAdded) =>
+    imapShare <= 0.10 && authAdded < 0.5 ? "both goals met" : imapShare <= 0.10 ? "the IMAP goal met, the auth-step goal missed" : authAdded < 0.5 ? "the auth-step goal met, the IMAP goal missed" : "both goals missed";
+var luaImap = (Median(imap[Lua]) / baseImap) - 1;
+var luaAuth = Median(socket[Lua]) - baseAuth;
+var oauthImap = (Median(imap[OAuth2]) / baseImap) - 1;
+var oauthAuth = Median(socket[OAuth2]) - baseAuth;
+var load = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg")).Split(' ')[0] : "?";
 var report = new StringBuilder();
-report.AppendLine("## Mail-server integration");
-report.AppendLine();
-report.AppendLine(ci, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on this machine ({Environment.ProcessorCount} vCPUs, shared with other work), Dovecot {(await Shell.RunAsync(Tool.Find("dovecot"), ["--version"])).Output.Trim()}, auth cache off (`auth_cache_size = 0`), {logins} sequential logins per row after 20 warm-up logins, a fresh TCP connection per IMAP login, all Dovecots interleaved in the same run, each configured from the shipped `infra/dovecot` files; Broker (gateway, validation) runs in the benchmark process with redis-server (`appendfsync everysec`), all on loopback. Baseline: a `passwd-file` with a `{{PLAIN}}` password (the cheapest possible passdb).");
+report.AppendLine(ci, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on this machine ({Environment.ProcessorCount} vCPUs, shared with other work; load average {load} at the end), Dovecot {(await Shell.RunAsync(Tool.Find("dovecot"), ["--version"])).Output.Trim()}, auth cache off (`auth_cache_size = 0`), {logins} sequential logins per row after 20 warm-up logins, a fresh TCP connection per IMAP login, all Dovecots interleaved in the same run, each configured from the shipped `infra/dovecot` files; Broker (gateway, validation) runs in the benchmark process with redis-server (`appendfsync everysec`), all on loopback. Baseline: a `passwd-file` with a `{{PLAIN}}` password (the cheapest possible passdb). The calibration rows point the same passdb at a service that answers \"allow\" without doing anything: they are Dovecot's own cost, the floor for any HTTP passdb.");
 report.AppendLine();
 report.AppendLine("| passdb | IMAP login median / p99 (ms) | auth only over Dovecot's auth-client socket, median / p99 (ms) |");
 report.AppendLine("|---|---|---|");
@@ -181,36 +233,31 @@ for (var k = 0; k < variants.Count; k++)
     report.AppendLine(ci, $"| {variants[k].Name} | {F(Percentile(imap[k], 0.5))} / {F(Percentile(imap[k], 0.99))} | {F(Percentile(socket[k], 0.5))} / {F(Percentile(socket[k], 0.99))} |");
 }
 
-report.AppendLine(ci, $"| (Broker's HTTP path alone: POST /v1/validate through the gateway from a keep-alive client) | | {F(Percentile(httpOnly, 0.5))} / {F(Percentile(httpOnly, 0.99))} |");
+report.AppendLine(ci, $"| (Broker alone: POST /v1/validate through the gateway, from a bare keep-alive client sending what the Lua passdb sends) | | {F(Median(aloneGateway))} / {F(Percentile(aloneGateway, 0.99))} |");
+report.AppendLine(ci, $"| (Broker alone: the same, straight to the validation role) | | {F(Median(aloneDirect))} / {F(Percentile(aloneDirect, 0.99))} |");
 report.AppendLine();
-report.AppendLine(ci, $"With the shipped default, Broker adds {(imapOverhead * 100).ToString("0.0", ci)} % to the median IMAP login (goal: ≤ 10 %) and {authOverhead.ToString("0.00", ci)} ms to the median auth step (goal: < 0.5 ms).");
+report.AppendLine("Goals of issue 4: Broker adds at most 10 % to a full IMAP login and under 0.5 ms to the auth step (medians, against the baseline).");
 report.AppendLine();
-var load = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg")).Split(' ')[0] : "?";
-report.AppendLine(ci, $"Reading (load average {load} at the end of the run): of the {authOverhead.ToString("0.00", ci)} ms the shipped default adds to the auth step, the gateway hop is {(Percentile(socket[1], 0.5) - Percentile(socket[2], 0.5)).ToString("0.00", ci)} ms (row 2 vs 3) and Broker's own HTTP path, measured alone, {F(Percentile(httpOnly, 0.5))} ms (last row: gateway + validation + one Redis script); the rest is Dovecot's auth-worker hand-off and HTTP client. The IMAP login itself is dominated by Dovecot's process spawning, so the relative overhead shrinks on a quiet machine. Both goals of issue 4 (≤ 10 % per IMAP login, < 0.5 ms per auth step) are missed on this shared machine; the lever is Broker's validation path, not the Dovecot integration (the oauth2 row, with Dovecot's C HTTP client instead of Lua, costs the same order). Differences below about 0.3 ms between rows are within the run-to-run noise here.");
+report.AppendLine("| passdb | added to the IMAP login | added to the auth step | of which Dovecot's own passdb floor (calibration − baseline) | of which Broker (row − calibration) | goals |");
+report.AppendLine("|---|---|---|---|---|---|");
+report.AppendLine(ci, $"| Lua (shipped default) | {Pct(luaImap)} % | {F(luaAuth)} ms | {F(Median(socket[LuaTrivial]) - baseAuth)} ms | {F(Median(socket[Lua]) - Median(socket[LuaTrivial]))} ms | {Verdict(luaImap, luaAuth)} |");
+report.AppendLine(ci, $"| oauth2 (no-code alternative) | {Pct(oauthImap)} % | {F(oauthAuth)} ms | {F(Median(socket[OAuth2Trivial]) - baseAuth)} ms | {F(Median(socket[OAuth2]) - Median(socket[OAuth2Trivial]))} ms | {Verdict(oauthImap, oauthAuth)} |");
 report.AppendLine();
-report.AppendLine("Command: `tests/bench/imap-login.sh` (builds and runs `tests/Broker.MailServers.Bench` in Release, then rewrites this section).");
+report.AppendLine(ci, $"The gateway hop, seen from Dovecot: {F(Median(socket[Lua]) - Median(socket[LuaDirect]))} ms (Lua rows 2 and 3). Differences below about 0.2 ms between rows are within the run-to-run noise of this machine. The reading that follows explains them.");
 Console.WriteLine(report.ToString());
 
 if (write is not null)
 {
+    // Only the generated part between the markers is replaced; the heading and the reading around it are kept.
+    const string Begin = "<!-- mail:begin -->", End = "<!-- mail:end -->";
     var existing = File.Exists(write) ? await File.ReadAllTextAsync(write) : "# Benchmarks\n";
-    var lines = existing.Split('\n').ToList();
-    var start = lines.FindIndex(l => l.TrimEnd() == "## Mail-server integration");
-    var section = report.ToString().TrimEnd('\n').Split('\n');
-    if (start < 0)
-    {
-        lines = [.. lines.Take(lines.Count - (lines[^1].Length == 0 ? 1 : 0)), string.Empty, .. section, string.Empty];
-    }
-    else
-    {
-        // The next section starts at its heading or at the marker comment another benchmark writes before it.
-        var end = lines.FindIndex(start + 1, l => l.StartsWith("## ", StringComparison.Ordinal) || l.StartsWith("<!--", StringComparison.Ordinal));
-        end = end < 0 ? lines.Count : end;
-        lines.RemoveRange(start, end - start);
-        lines.InsertRange(start, [.. section, string.Empty]);
-    }
-
-    await File.WriteAllTextAsync(write, string.Join('\n', lines).TrimEnd('\n') + "\n");
+    var generated = $"{Begin}\n{report.ToString().TrimEnd('\n')}\n{End}";
+    var start = existing.IndexOf(Begin, StringComparison.Ordinal);
+    var end = existing.IndexOf(End, StringComparison.Ordinal);
+    existing = start >= 0 && end > start
+        ? existing[..start] + generated + existing[(end + End.Length)..]
+        : existing.TrimEnd('\n') + "\n\n## Mail-server integration\n\n" + generated + "\n";
+    await File.WriteAllTextAsync(write, existing);
     Console.WriteLine($"updated {write}");
 }
 

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Broker.Core;
 using Broker.Core.Hosting;
+using Broker.Core.Notifications;
 using Broker.Portal.Accounts;
 using Broker.Portal.Activity;
 using Broker.Portal.Data;
@@ -155,7 +156,10 @@ public static class BrokerPortalExtensions
         services.AddDataProtection().SetApplicationName("broker-portal");
         services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>().Configure<IServiceProvider>((o, sp) =>
         {
-            var dir = sp.GetRequiredService<IOptions<PortalOptions>>().Value.KeysDirectory ?? Path.Combine(DataDirectory(sp), "portal-keys");
+            // Read from configuration, not IOptions<PortalOptions>: MapRazorPages already builds data protection,
+            // and resolving the options there would throw their validation errors before the host's start-up
+            // check, which reports them as "error: <setting> …" and exit code 3.
+            var dir = sp.GetRequiredService<IConfiguration>()[$"{PortalOptions.SectionName}:KeysDirectory"] ?? Path.Combine(DataDirectory(sp), "portal-keys");
             Directory.CreateDirectory(dir);
             o.XmlRepository = new Microsoft.AspNetCore.DataProtection.Repositories.FileSystemXmlRepository(new DirectoryInfo(dir), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
         });
@@ -185,7 +189,14 @@ public static class BrokerPortalExtensions
         services.TryAddScoped<AccountService>();
         services.TryAddSingleton<PortalPolicy>();
         services.TryAddSingleton<MailClientProfiles>();
+        // Self-registration mails enrollment links through the notifier; the host's portal role adds
+        // the rest of notifications (audit pump, expiry reminders, validation of Broker:Notifications).
+        services.AddOptions<NotificationOptions>().BindConfiguration(NotificationOptions.SectionName);
+        services.TryAddSingleton<MailNotifier>();
+        services.TryAddSingleton<SelfRegistrationRequests>();
+        services.TryAddScoped<SelfRegistrationService>();
         services.AddHostedService<PortalDatabaseInitializer>();
+        services.AddHostedService<SelfRegistrationWorker>();
         return services;
     }
 

@@ -20,6 +20,18 @@ internal static partial class PortalLog
     [LoggerMessage(EventId = 3020, Level = LogLevel.Information, Message = "{Username}: {Action}")]
     public static partial void AccountChanged(ILogger logger, string username, string action);
 
+    [LoggerMessage(EventId = 3040, Level = LogLevel.Information, Message = "Self-registration request refused: {Reason}")]
+    public static partial void SelfRegistrationRefused(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 3041, Level = LogLevel.Information, Message = "Self-registration for {Username}: {Outcome}")]
+    public static partial void SelfRegistrationHandled(ILogger logger, string username, string outcome);
+
+    [LoggerMessage(EventId = 3042, Level = LogLevel.Warning, Message = "Self-registration queue full: request dropped")]
+    public static partial void SelfRegistrationQueueFull(ILogger logger);
+
+    [LoggerMessage(EventId = 3043, Level = LogLevel.Error, Message = "Self-registration request failed")]
+    public static partial void SelfRegistrationFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 3030, Level = LogLevel.Warning, Message = "Credential store unavailable during a portal request")]
     public static partial void StoreUnavailable(ILogger logger, Exception exception);
 }

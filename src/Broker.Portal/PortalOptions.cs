@@ -1,5 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using Broker.Core.AppPasswords;
+using Broker.Core.Notifications;
+using Broker.Portal.Accounts;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Portal;
@@ -73,6 +75,9 @@ public sealed class PortalOptions
     /// <summary>Mail client settings shown with a new app password and used for autoconfig files.</summary>
     public MailClientOptions Mail { get; set; } = new();
 
+    /// <summary>People creating their own account from their mail address; off unless configured.</summary>
+    public SelfRegistrationOptions SelfRegistration { get; set; } = new();
+
     public Uri PublicOriginUri => new(PublicOrigin);
 
     /// <summary>Scopes offered to users: the configured list, or every scope the core knows.</summary>
@@ -102,7 +107,25 @@ public sealed class MailClientOptions
     public int SubmissionPort { get; set; } = 587;
 }
 
-internal sealed class PortalOptionsValidator : IValidateOptions<PortalOptions>
+/// <summary>
+/// Self-registration: someone types a mail address in an allowed domain and gets a one-time
+/// enrollment link sent to that mailbox. Usernames are mailbox addresses and an app password for
+/// an address opens that mailbox, so the link goes only to the mailbox, never to the browser.
+/// </summary>
+public sealed class SelfRegistrationOptions
+{
+    /// <summary>Off by default: accounts are created by administrators only.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Mail domains whose addresses may register (exact host names, no wildcards or subdomains).</summary>
+    public List<string> AllowedDomains { get; set; } = [];
+
+    /// <summary>At most one new enrollment link per address within this interval (from self-registration or an admin).</summary>
+    public TimeSpan ResendInterval { get; set; } = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>Cross-field rules; self-registration also needs <c>Broker:Notifications</c> to be able to send mail.</summary>
+internal sealed class PortalOptionsValidator(IOptions<NotificationOptions> notifications) : IValidateOptions<PortalOptions>
 {
     public ValidateOptionsResult Validate(string? name, PortalOptions o)
     {
@@ -144,6 +167,40 @@ internal sealed class PortalOptionsValidator : IValidateOptions<PortalOptions>
             errors.Add($"{p}:ConnectionString is required when {p}:DatabaseProvider is Postgres.");
         }
 
+        if (o.SelfRegistration.Enabled)
+        {
+            ValidateSelfRegistration(o.SelfRegistration, $"{p}:SelfRegistration", errors);
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private void ValidateSelfRegistration(SelfRegistrationOptions o, string p, List<string> errors)
+    {
+        if (o.AllowedDomains.Count == 0)
+        {
+            errors.Add($"{p}:AllowedDomains must list at least one mail domain (e.g. example.com) when {p}:Enabled is true.");
+        }
+
+        foreach (var domain in o.AllowedDomains)
+        {
+            if (!SelfRegistrationAddress.IsValidDomain(domain))
+            {
+                errors.Add($"{p}:AllowedDomains contains '{domain}', which is not a host name such as example.com (no '@', wildcards or spaces).");
+            }
+        }
+
+        if (o.ResendInterval < TimeSpan.FromMinutes(1) || o.ResendInterval > TimeSpan.FromDays(1))
+        {
+            errors.Add($"{p}:ResendInterval must be between 1 minute and 1 day; got {o.ResendInterval}.");
+        }
+
+        // The enrollment link is the proof that the person controls the mailbox: without mail there is no proof.
+        var n = notifications.Value;
+        var s = NotificationOptions.SectionName;
+        if (!n.Enabled || string.IsNullOrWhiteSpace(n.SmtpHost) || !MimeKit.MailboxAddress.TryParse(n.From, out var from) || !from.Address.Contains('@', StringComparison.Ordinal))
+        {
+            errors.Add($"{p}:Enabled needs mail: set {s}:Enabled to true with {s}:SmtpHost and a {s}:From address (name@domain), because enrollment links are only ever sent to the mailbox.");
+        }
     }
 }

@@ -18,6 +18,8 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
     : IAppPasswordEvents, IAuditSink
 {
     /// <summary>Without the store: every username counts as an account (unit tests of other parts).</summary>
+    private static readonly MailboxAddress NullSender = new(string.Empty, string.Empty);
+
     public MailNotifier(IOptions<NotificationOptions> options, TimeProvider time, ILogger<MailNotifier> logger)
         : this(options, time, null, null, logger)
     {
@@ -111,8 +113,13 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
         }
     }
 
-    /// <summary>Sends one message; failures are logged, never thrown: a notification must not fail the action.</summary>
-    public async Task SendAsync(string username, string subject, string body, CancellationToken ct)
+    /// <summary>
+    /// Sends one message; failures are logged, never thrown: a notification must not fail the action.
+    /// With <paramref name="withoutBounces"/> the envelope sender is null (<c>MAIL FROM:&lt;&gt;</c>): an
+    /// undeliverable message is then dropped instead of returned, with its content, to the From
+    /// address. For messages that carry a secret link, which must reach the addressed mailbox or no one.
+    /// </summary>
+    public async Task SendAsync(string username, string subject, string body, CancellationToken ct, bool withoutBounces = false)
     {
         var o = O;
         if (!o.Enabled)
@@ -142,7 +149,15 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
                 await smtp.AuthenticateAsync(o.Username, o.Password ?? string.Empty, ct);
             }
 
-            await smtp.SendAsync(message, ct);
+            if (withoutBounces)
+            {
+                await smtp.SendAsync(message, NullSender, [to], ct);
+            }
+            else
+            {
+                await smtp.SendAsync(message, ct);
+            }
+
             await smtp.DisconnectAsync(true, ct);
             Log.Sent(logger, subject, recipient);
         }

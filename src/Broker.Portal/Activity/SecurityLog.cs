@@ -27,6 +27,8 @@ public static class SecurityEventKinds
     public const string UserEnabled = "Account enabled";
     public const string FactorsReset = "Sign-in factors reset by administrator";
     public const string EnrollmentLinkIssued = "Enrollment link issued";
+    public const string RegistrationRequested = "Self-registration requested";
+    public const string EnrollmentLinkMailed = "Enrollment link sent by email";
     public const string Admin = "Admin rights changed";
     public const string NetworkApproved = "New network approved";
     public const string NetworkDenied = "New network denied, app password revoked";
@@ -39,7 +41,8 @@ public static class SecurityEventKinds
 /// <summary>Writes security activity. Never records secrets: only what happened, to whom, from where.</summary>
 public sealed class SecurityLog(PortalDbContext db, IHttpContextAccessor http, TimeProvider time)
 {
-    public async Task RecordAsync(PortalUser user, string kind, string detail = "", string? actor = null)
+    /// <summary>Records an event; <paramref name="remoteIp"/> is for events recorded outside their request (self-registration's worker).</summary>
+    public async Task RecordAsync(PortalUser user, string kind, string detail = "", string? actor = null, string? remoteIp = null)
     {
         db.SecurityEvents.Add(new SecurityEvent
         {
@@ -48,7 +51,7 @@ public sealed class SecurityLog(PortalDbContext db, IHttpContextAccessor http, T
             At = time.GetUtcNow(),
             Kind = kind,
             Detail = detail.Length > 1000 ? detail[..1000] : detail,
-            RemoteIp = http.HttpContext?.Connection.RemoteIpAddress?.ToString(),
+            RemoteIp = remoteIp ?? http.HttpContext?.Connection.RemoteIpAddress?.ToString(),
             Actor = actor,
         });
         await db.SaveChangesAsync();

@@ -50,6 +50,14 @@ public sealed class PostgresPortalTests(PostgresCluster postgres) : IClassFixtur
     }
 
     [Fact]
+    public async Task SelfRegistration_Repeated_OneMailPerInterval_ThenAFreshLinkReplacesTheOld()
+    {
+        await using var sink = SmtpSink.Start();
+        await using var env = await SelfRegistrationTests.StartEnabledAsync(sink, postgres: postgres);
+        await SelfRegistrationTests.RepeatedRequestsAsync(env, sink);
+    }
+
+    [Fact]
     public async Task SecurityEvents_UpdateDeleteAndTruncate_AreRefusedByTheDatabase()
     {
         await using var env = await PortalEnvironment.StartAsync(postgres: postgres);

@@ -140,6 +140,21 @@ public sealed class PortalEnvironment : IAsyncDisposable
         return response.StatusCode;
     }
 
+    /// <summary>Waits until at least <paramref name="count"/> captured log lines match, e.g. work done after a response.</summary>
+    public async Task WaitForLogAsync(Func<string, bool> match, int count = 1, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
+        while (Logs.Lines.Count(match) < count)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Expected {count} matching log lines; found {Logs.Lines.Count(match)}.");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await Validation.DisposeAsync();

@@ -46,22 +46,21 @@ public static class BrokerPortalExtensions
         services.AddOptions<PortalOptions>().BindConfiguration(PortalOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PortalOptions>, PortalOptionsValidator>());
 
-        services.AddDbContext<PortalDbContext>((sp, db) =>
+        // One context type per provider, each with its own migrations; the configured one is the
+        // PortalDbContext that Identity and everything else use.
+        services.AddDbContext<SqlitePortalDbContext>((sp, db) =>
         {
             var o = sp.GetRequiredService<IOptions<PortalOptions>>().Value;
-            if (o.DatabaseProvider == "Postgres")
-            {
-                db.UseNpgsql(o.ConnectionString);
-            }
-            else
-            {
-                db.UseSqlite(string.IsNullOrWhiteSpace(o.ConnectionString) ? $"Data Source={Path.Combine(DataDirectory(sp), "portal.db")}" : o.ConnectionString);
-            }
+            db.UseSqlite(string.IsNullOrWhiteSpace(o.ConnectionString) ? $"Data Source={Path.Combine(DataDirectory(sp), "portal.db")}" : o.ConnectionString);
         });
+        services.AddDbContext<PostgresPortalDbContext>((sp, db) => db.UseNpgsql(sp.GetRequiredService<IOptions<PortalOptions>>().Value.ConnectionString));
+        services.AddScoped<PortalDbContext>(sp => sp.GetRequiredService<IOptions<PortalOptions>>().Value.DatabaseProvider == "Postgres"
+            ? sp.GetRequiredService<PostgresPortalDbContext>()
+            : sp.GetRequiredService<SqlitePortalDbContext>());
 
         services.AddIdentity<PortalUser, IdentityRole>(o =>
             {
-                o.Stores.SchemaVersion = IdentitySchemaVersions.Version3;
+                o.Stores.SchemaVersion = PortalDbContext.IdentitySchema;
                 o.User.AllowedUserNameCharacters = string.Empty; // Usernames are normalised by Broker.Core's Username rule instead.
                 o.User.RequireUniqueEmail = false;
                 o.SignIn.RequireConfirmedAccount = false;

@@ -1,14 +1,40 @@
+using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Portal.Data;
 
 /// <summary>Identity (schema version 3, with passkeys) plus recovery codes and security activity.</summary>
-public sealed class PortalDbContext(DbContextOptions<PortalDbContext> options) : IdentityDbContext<PortalUser>(options)
+/// <remarks>
+/// Abstract over the provider: SQLite and PostgreSQL need different migrations, and EF Core keys a
+/// migration set by context type, so each provider has its own subclass
+/// (<see cref="SqlitePortalDbContext"/>, <see cref="PostgresPortalDbContext"/>) and the one in use is
+/// registered as this type. Everything else (Identity stores included) uses this type only.
+/// </remarks>
+public abstract class PortalDbContext : IdentityDbContext<PortalUser>
 {
+    protected PortalDbContext(DbContextOptions options)
+        : base(options)
+    {
+    }
+
     /// <summary>Writes every DateTimeOffset as UTC (Npgsql accepts only offset zero for timestamptz).</summary>
     private static readonly ValueConverter<DateTimeOffset, DateTimeOffset> UtcConverter = new(v => v.ToUniversalTime(), v => v);
+
+    /// <summary>ASP.NET Core Identity schema version 3: with passkeys (table AspNetUserPasskeys).</summary>
+    internal static readonly Version IdentitySchema = IdentitySchemaVersions.Version3;
+
+    /// <summary>
+    /// Application services for a context made outside the portal's container (the dotnet-ef tool,
+    /// tests). Identity reads its schema version from the application's IdentityOptions while
+    /// building the model; without them it builds version 1 (no passkeys), and the migrations would
+    /// not describe the model the portal runs.
+    /// </summary>
+    internal static readonly IServiceProvider StandaloneServices = new ServiceCollection()
+        .Configure<IdentityOptions>(o => o.Stores.SchemaVersion = IdentitySchema)
+        .BuildServiceProvider();
 
     public DbSet<RecoveryCode> RecoveryCodes => Set<RecoveryCode>();
 

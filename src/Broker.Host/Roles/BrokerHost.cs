@@ -46,16 +46,14 @@ internal static class BrokerHost
         }
 
         var apps = new List<WebApplication>();
-        foreach (var role in BrokerHostOptions.KnownRoles.Where(roles.Contains))
-        {
-            apps.Add(Build(role, args, options, overrides));
-        }
-
         try
         {
-            // The gateway last: its first health probes then find the other roles up.
-            foreach (var app in apps.OrderBy(a => a.Configuration["Broker:Role"] == "gateway"))
+            // The gateway last, and built last too: YARP starts its active health probes as soon as
+            // its routes are mapped, and they should find the other roles already listening.
+            foreach (var role in BrokerHostOptions.KnownRoles.Where(roles.Contains).OrderBy(r => r == "gateway"))
             {
+                var app = Build(role, args, options, overrides);
+                apps.Add(app);
                 await app.StartAsync(ct);
             }
         }

@@ -46,7 +46,7 @@ internal sealed class KeepAliveHttpClient : IDisposable
     {
         var length = 0;
         int headerEnd;
-        while ((headerEnd = IndexOf(_buffer.AsSpan(0, length), "\r\n\r\n"u8)) < 0)
+        while ((headerEnd = _buffer.AsSpan(0, length).IndexOf("\r\n\r\n"u8)) < 0)
         {
             length += await ReceiveAsync(length);
         }
@@ -56,7 +56,7 @@ internal sealed class KeepAliveHttpClient : IDisposable
         var bodyStart = headerEnd + 4;
         if (status == 100)
         {
-            Consume(bodyStart, length);
+            EnsureNothingFollows(bodyStart, length);
             return status;
         }
 
@@ -69,18 +69,18 @@ internal sealed class KeepAliveHttpClient : IDisposable
                 length += await ReceiveAsync(length);
             }
 
-            Consume(total, length);
+            EnsureNothingFollows(total, length);
         }
         else
         {
             // Chunked: the response ends with the last-chunk marker.
             int end;
-            while ((end = IndexOf(_buffer.AsSpan(bodyStart, length - bodyStart), "\r\n0\r\n\r\n"u8)) < 0)
+            while ((end = _buffer.AsSpan(bodyStart, length - bodyStart).IndexOf("\r\n0\r\n\r\n"u8)) < 0)
             {
                 length += await ReceiveAsync(length);
             }
 
-            Consume(bodyStart + end + 7, length);
+            EnsureNothingFollows(bodyStart + end + 7, length);
         }
 
         return status;
@@ -93,15 +93,13 @@ internal sealed class KeepAliveHttpClient : IDisposable
     }
 
     // One request at a time: nothing may follow the response on the wire.
-    private static void Consume(int used, int length)
+    private static void EnsureNothingFollows(int used, int length)
     {
         if (length > used)
         {
             throw new InvalidOperationException("unexpected bytes after the response");
         }
     }
-
-    private static int IndexOf(ReadOnlySpan<byte> haystack, ReadOnlySpan<byte> needle) => haystack.IndexOf(needle);
 
     public void Dispose() => _socket.Dispose();
 }

@@ -1,3 +1,4 @@
+using Broker.Core.Hosting;
 using Yarp.ReverseProxy.Model;
 
 namespace Broker.Gateway.Routing;
@@ -25,40 +26,23 @@ internal static class MachineApiBody
             return;
         }
 
-        if (request.ContentLength > MaxBytes)
+        using var body = await BoundedBody.ReadAsync(request, MaxBytes, context.RequestAborted);
+        if (body is null)
         {
-            await TooLarge(context);
+            await Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Payload too large",
+                detail: $"Machine API requests carry at most {MaxBytes} bytes.").ExecuteAsync(context);
             return;
         }
 
-        var buffer = new MemoryStream(request.ContentLength is { } n ? (int)n : 1024);
-        var chunk = new byte[4096];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
-        {
-            if (buffer.Length + read > MaxBytes)
-            {
-                await TooLarge(context);
-                return;
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        buffer.Position = 0;
-        request.Body = buffer;
+        request.Body = body.AsStream();
         request.Headers.Expect = default;
         if (request.ContentLength is null)
         {
             // Forward a known length instead of re-chunking a body that is already here.
             request.Headers.TransferEncoding = default;
-            request.ContentLength = buffer.Length;
+            request.ContentLength = body.Length;
         }
 
         await next();
     }
-
-    private static Task TooLarge(HttpContext context) =>
-        Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "Payload too large",
-            detail: $"Machine API requests carry at most {MaxBytes} bytes.").ExecuteAsync(context);
 }

@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using Broker.Core.AppPasswords;
 using Broker.Core.Callers;
+using Broker.Core.Hosting;
 using Broker.Validation.MailServers;
 using Broker.Validation.Validation;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -37,7 +38,7 @@ public static class DovecotOAuth2Api
     /// </summary>
     internal static async Task<IResult> GrantAsync(HttpContext http, CallerKeyStore callers, LoginValidator validator, CancellationToken ct)
     {
-        var body = await BoundedBody.ReadTextAsync(http.Request, ct);
+        var body = await BoundedBody.ReadTextAsync(http.Request, MailServerBody.MaxBytes, ct);
         if (body is null || !WireParsers.TryParseForm(body, out var form))
         {
             return OAuthError(StatusCodes.Status400BadRequest, "invalid_request");
@@ -79,7 +80,7 @@ public static class DovecotOAuth2Api
     /// </summary>
     internal static async Task<IResult> IntrospectAsync(HttpContext http, CallerKeyStore callers, LoginValidator validator, CancellationToken ct)
     {
-        var body = await BoundedBody.ReadTextAsync(http.Request, ct);
+        var body = await BoundedBody.ReadTextAsync(http.Request, MailServerBody.MaxBytes, ct);
         if (body is null || !WireParsers.TryParseForm(body, out var form))
         {
             return new JsonReply<OAuth2Reply>(OAuth2Reply.Inactive, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status400BadRequest);

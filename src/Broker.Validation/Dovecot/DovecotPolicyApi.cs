@@ -1,3 +1,4 @@
+using Broker.Core.Hosting;
 using Broker.Validation.MailServers;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
@@ -30,8 +31,8 @@ public static partial class DovecotPolicyApi
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid request", detail: "command must be allow or report.");
         }
 
-        var body = await BoundedBody.ReadBytesAsync(http.Request, ct);
-        if (body is null || !AuthPolicyRequest.TryParse(body, out var request))
+        using var body = await BoundedBody.ReadAsync(http.Request, MailServerBody.MaxBytes, ct);
+        if (body is null || !AuthPolicyRequest.TryParse(body.Span, out var request))
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid request", detail: "The body must be a JSON object of at most 8 KiB.");
         }

@@ -49,3 +49,9 @@ public static class MailServerExtensions
         return app;
     }
 }
+
+/// <summary>Body limit of the Dovecot endpoints (introspection, password grant, auth policy): a few hundred bytes in practice.</summary>
+internal static class MailServerBody
+{
+    public const int MaxBytes = 8 * 1024;
+}

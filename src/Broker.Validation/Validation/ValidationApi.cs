@@ -1,8 +1,8 @@
-using System.Buffers;
 using System.Net;
 using System.Text.Json;
 using System.Text.Unicode;
 using Broker.Core.AppPasswords;
+using Broker.Core.Hosting;
 using Broker.Validation.Callers;
 using Broker.Validation.MailServers;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -63,50 +63,31 @@ public static class ValidationApi
 
     private static async Task<(ValidateRequest? Request, string? Error)> ReadAsync(HttpRequest request, ValidationOptions o, CancellationToken ct)
     {
-        if (request.ContentLength > o.MaxBodyBytes)
+        using var body = await BoundedBody.ReadAsync(request, o.MaxBodyBytes, ct);
+        if (body is null)
         {
             return (null, $"The body is larger than {o.MaxBodyBytes} bytes.");
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(o.MaxBodyBytes + 1);
+        if (body.Length == 0)
+        {
+            return (null, "The body is empty; send a JSON object with username, password and service.");
+        }
+
+        if (!Utf8.IsValid(body.Span))
+        {
+            return (null, "The body is not valid UTF-8.");
+        }
+
         try
         {
-            var length = 0;
-            int read;
-            while ((read = await request.Body.ReadAsync(buffer.AsMemory(length, o.MaxBodyBytes + 1 - length), ct)) > 0)
-            {
-                length += read;
-                if (length > o.MaxBodyBytes)
-                {
-                    return (null, $"The body is larger than {o.MaxBodyBytes} bytes.");
-                }
-            }
-
-            var body = buffer.AsSpan(0, length);
-            if (length == 0)
-            {
-                return (null, "The body is empty; send a JSON object with username, password and service.");
-            }
-
-            if (!Utf8.IsValid(body))
-            {
-                return (null, "The body is not valid UTF-8.");
-            }
-
-            try
-            {
-                var parsed = JsonSerializer.Deserialize(body, ValidationJsonContext.Default.ValidateRequest);
-                return parsed is null ? (null, "The body must be a JSON object.") : (parsed, null);
-            }
-            catch (JsonException ex)
-            {
-                // The reader's message names the position, never the content.
-                return (null, $"The body is not valid JSON for this API: {ex.Message}");
-            }
+            var parsed = JsonSerializer.Deserialize(body.Span, ValidationJsonContext.Default.ValidateRequest);
+            return parsed is null ? (null, "The body must be a JSON object.") : (parsed, null);
         }
-        finally
+        catch (JsonException ex)
         {
-            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+            // The reader's message names the position, never the content.
+            return (null, $"The body is not valid JSON for this API: {ex.Message}");
         }
     }
 

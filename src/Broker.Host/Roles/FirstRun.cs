@@ -1,10 +1,13 @@
 using Broker.Core.Callers;
+using StackExchange.Redis;
 
 namespace Broker.Host.Roles;
 
 /// <summary>What the embedded host does once, on a fresh data directory.</summary>
 internal static class FirstRun
 {
+    private const int Attempts = 5;
+
     /// <summary>
     /// Creates a caller API key for local mail servers and prints it once, so that a Dovecot on
     /// the same machine can be wired in without another command.
@@ -23,7 +26,29 @@ internal static class FirstRun
             return;
         }
 
-        var key = await store.CreateAsync("local", ct);
+        string key;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                key = await store.CreateAsync("local", ct);
+                break;
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                // The store answers within its login-sized timeout; a first start on a busy disk can
+                // miss that while Garnet commits its log. Nothing here is urgent: wait and try again,
+                // and if the store stays slow, keep running and say how to make the key later.
+                if (attempt == Attempts)
+                {
+                    Console.Error.WriteLine($"first run: could not create the caller API key for local mail servers ({ex.GetType().Name}); run `broker apikey create local` once Broker is up.");
+                    return;
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(attempt), ct);
+            }
+        }
+
         await File.WriteAllTextAsync(marker, DateTimeOffset.UtcNow.ToString("o"), ct);
         Console.WriteLine($"first run: caller API key for local mail servers (shown once): {key}");
         Console.WriteLine("            put it in infra/dovecot's broker.lua config; `broker apikey create NAME` makes more.");

@@ -2,6 +2,7 @@ using Broker.Core.AppPasswords;
 using Broker.Core.Audit;
 using Broker.Core.Notifications;
 using Broker.Core.Callers;
+using Broker.Core.GeoIp;
 using Broker.Core.Redis;
 using Broker.Core.Secrets;
 using Broker.Core.Throttling;
@@ -49,6 +50,7 @@ public static class BrokerCoreServiceCollectionExtensions
         });
         services.TryAddSingleton(sp => new RedisKeys(sp.GetRequiredService<IOptions<RedisOptions>>().Value.KeyPrefix));
         services.TryAddSingleton(sp => Pepper.Load(sp.GetRequiredService<IOptions<PepperOptions>>().Value));
+        services.AddBrokerGeoIp();
         services.TryAddSingleton<AppPasswordHasher>();
         services.TryAddSingleton<PolicyStore>();
         services.TryAddSingleton<AppPasswordService>();
@@ -57,6 +59,23 @@ public static class BrokerCoreServiceCollectionExtensions
         services.AddHostedService<CallerKeyRefresher>();
         services.AddHostedService<PolicyRefresher>();
         services.AddHostedService<StoreWarmUp>();
+        return services;
+    }
+}
+
+/// <summary>Registration of the country look-up behind per-app-password country limits.</summary>
+public static class BrokerGeoIpServiceCollectionExtensions
+{
+    /// <summary>
+    /// <see cref="CountryLookup"/> over <c>Broker:GeoIp:CountryDatabase</c> (optional). A configured
+    /// file that is missing or not MMDB stops start-up with a message naming the setting.
+    /// </summary>
+    public static IServiceCollection AddBrokerGeoIp(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<GeoIpOptions>().BindConfiguration(GeoIpOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GeoIpOptions>, GeoIpOptionsValidator>());
+        services.TryAddSingleton<CountryLookup>();
         return services;
     }
 }

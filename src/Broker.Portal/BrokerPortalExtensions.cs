@@ -194,8 +194,10 @@ public static class BrokerPortalExtensions
         services.TryAddSingleton<MailNotifier>();
         services.TryAddSingleton<SelfRegistrationRequests>();
         services.TryAddScoped<SelfRegistrationService>();
+        services.TryAddScoped<UnfinishedAccountSweep>();
         services.AddHostedService<PortalDatabaseInitializer>();
         services.AddHostedService<SelfRegistrationWorker>();
+        services.AddHostedService<UnfinishedAccountSweeper>();
         return services;
     }
 

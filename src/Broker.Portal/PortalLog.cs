@@ -32,6 +32,15 @@ internal static partial class PortalLog
     [LoggerMessage(EventId = 3043, Level = LogLevel.Error, Message = "Self-registration request failed")]
     public static partial void SelfRegistrationFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 3044, Level = LogLevel.Information, Message = "Removed {Username}: self-registered, never set up, enrollment link long expired")]
+    public static partial void UnfinishedAccountRemoved(ILogger logger, string username);
+
+    [LoggerMessage(EventId = 3045, Level = LogLevel.Information, Message = "Kept unfinished account {Username}: it changed while being removed ({Errors})")]
+    public static partial void UnfinishedAccountKept(ILogger logger, string username, string errors);
+
+    [LoggerMessage(EventId = 3046, Level = LogLevel.Warning, Message = "Removing unfinished self-registered accounts failed; the next hourly run tries again")]
+    public static partial void UnfinishedAccountSweepFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 3030, Level = LogLevel.Warning, Message = "Credential store unavailable during a portal request")]
     public static partial void StoreUnavailable(ILogger logger, Exception exception);
 }

@@ -122,6 +122,13 @@ public sealed class SelfRegistrationOptions
 
     /// <summary>At most one new enrollment link per address within this interval (from self-registration or an admin).</summary>
     public TimeSpan ResendInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// An account self-registration created and nobody set up is removed this long after its last
+    /// enrollment link expired (checked hourly; also after self-registration is switched off).
+    /// Accounts created by, or given a link by, an administrator are never removed.
+    /// </summary>
+    public TimeSpan UnfinishedAccountRetention { get; set; } = TimeSpan.FromDays(7);
 }
 
 /// <summary>Cross-field rules; self-registration also needs <c>Broker:Notifications</c> to be able to send mail.</summary>
@@ -193,6 +200,11 @@ internal sealed class PortalOptionsValidator(IOptions<NotificationOptions> notif
         if (o.ResendInterval < TimeSpan.FromMinutes(1) || o.ResendInterval > TimeSpan.FromDays(1))
         {
             errors.Add($"{p}:ResendInterval must be between 1 minute and 1 day; got {o.ResendInterval}.");
+        }
+
+        if (o.UnfinishedAccountRetention < TimeSpan.Zero || o.UnfinishedAccountRetention > TimeSpan.FromDays(365))
+        {
+            errors.Add($"{p}:UnfinishedAccountRetention must be between 0 and 365 days; got {o.UnfinishedAccountRetention}.");
         }
 
         // The enrollment link is the proof that the person controls the mailbox: without mail there is no proof.

@@ -15,7 +15,18 @@ namespace Broker.Testing;
 /// </summary>
 public abstract class AppPasswordStoreContract : AppPasswordStoreBase
 {
+    private readonly TestCountryDatabase _countries = TestCountryDatabase.Create();
+
     private ValidationContext Imap => new("imap", ClientIp, "\"name\" \"Thunderbird\"");
+
+    protected override void Configure(IDictionary<string, string?> settings) =>
+        settings["Broker:GeoIp:CountryDatabase"] = _countries.Path;
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _countries.Dispose();
+    }
 
     [Fact]
     public async Task Issue_ThenValidate_AllowsAndRecordsLastUse()
@@ -212,6 +223,19 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
     }
 
     [Fact]
+    public async Task AllowedCountriesAndNetworks_EitherLetsTheLoginIn_ElsewhereIsDenied()
+    {
+        var issued = await Store.IssueAsync(User, "Laptop", ["imap"], null);
+        await Store.SetAllowedCountriesAsync(User, issued.AppPassword.Id, ["de"]);
+        await Store.SetAllowedNetworksAsync(User, issued.AppPassword.Id, ["81.2.69.0/24"]);
+
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, Imap with { RemoteIp = "5.9.1.1" })).Result);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, Imap with { RemoteIp = "81.2.69.142" })).Result);
+        Assert.Equal(DenyReason.CountryNotAllowed, (await Store.ValidateAsync(User, issued.Secret, Imap with { RemoteIp = "89.160.20.1" })).Reason);
+        Assert.Equal(["DE"], (await Store.GetAsync(User, issued.AppPassword.Id))!.AllowedCountries);
+    }
+
+    [Fact]
     public async Task List_IsNewestFirstAndScopedToTheUser()
     {
         await Store.IssueAsync(User, "First", ["imap"], null);
@@ -245,9 +269,16 @@ public abstract class AppPasswordStoreBase : IAsyncLifetime
     /// <summary>A StackExchange.Redis connection string for the server under test.</summary>
     protected abstract string RedisConfiguration { get; }
 
+    /// <summary>Settings beyond <see cref="BrokerApps.BaseConfig"/> for the store under test.</summary>
+    protected virtual void Configure(IDictionary<string, string?> settings)
+    {
+    }
+
     public virtual async Task InitializeAsync()
     {
-        var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(RedisConfiguration)).Build();
+        var settings = BrokerApps.BaseConfig(RedisConfiguration);
+        Configure(settings);
+        var config = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(config);
         services.AddLogging();

@@ -18,8 +18,14 @@ public sealed record AppPassword
     /// <summary>Client identifications (IMAP ID) it has been used with, first ten distinct.</summary>
     public IReadOnlyList<string> Clients { get; init; } = [];
 
-    /// <summary>Where it may be used from at all (empty: anywhere).</summary>
+    /// <summary>Where it may be used from at all (empty: anywhere; with <see cref="AllowedCountries"/>, either may match).</summary>
     public IReadOnlyList<string> AllowedNetworks { get; init; } = [];
+
+    /// <summary>
+    /// Countries (ISO 3166-1 alpha-2) it may be used from (empty: any). With
+    /// <see cref="AllowedNetworks"/>, a login from an allowed network or an allowed country passes.
+    /// </summary>
+    public IReadOnlyList<string> AllowedCountries { get; init; } = [];
 
     /// <summary>Networks it was tried from that await the owner's approval.</summary>
     public IReadOnlyList<string> PendingNetworks { get; init; } = [];
@@ -49,6 +55,9 @@ public enum DenyReason
     Throttled,
     UnsupportedMechanism,
     NetworkNotAllowed,
+
+    /// <summary>The right app password from outside its allowed countries (and networks), or from an address with no known country.</summary>
+    CountryNotAllowed,
 }
 
 /// <summary>Allow, deny (with an internal reason) or "could not decide" — never allow by default.</summary>

@@ -12,9 +12,12 @@ internal static class AppPasswordScripts
     // ARGV: 1 scope ('' = count a failure only), 2 now(ms), 3 ip, 4 protocol, 5 client, 6 network ('' = unknown),
     //       7 weight of previous window, 8 limit user+network, 9 limit user, 10 window(ms),
     //       11 known-network lifetime(ms), 12 throttling on ('1'), 13 most networks remembered per credential,
-    //       14 new-network approval required by default ('1'), 15 every network containing the client (',a/n,…,').
+    //       14 new-network approval required by default ('1'), 15 every network containing the client (',a/n,…,'),
+    //       16 the client's country ('' = unknown: matches no allowed country).
     // Returns {verdict, reason-or-id, id-or-new-network-flag, known-network-flag}; verdict 'pending' when
     // the credential is right but its use from this network awaits the owner's approval.
+    // Allowed networks ('allow') and allowed countries ('ctry') are one limit: a login passes when
+    // either matches; denied, the detail is 'country' when a country list exists, else 'network'.
     // Throttle checks come before the credential is looked at; last use, known networks and
     // the networks a credential was seen on are updated only when every check passed.
     public const string Validate = """
@@ -50,20 +53,21 @@ internal static class AppPasswordScripts
           if not known and tonumber(redis.call('GET', KEYS[5]) or '0') + tonumber(redis.call('GET', KEYS[6]) or '0') * tonumber(ARGV[7]) >= tonumber(ARGV[9]) then return {'deny', 'throttled', '', kf} end
         end
         if ARGV[1] == '' then return fail('malformed') end
-        local c = redis.call('HMGET', KEYS[1], 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls')
+        local c = redis.call('HMGET', KEYS[1], 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
         if not c[1] then return fail('unknown') end
         local m = redis.call('HMGET', KEYS[2], 'nbf', 'disabled', 'approve')
         if c[4] or (m[1] and tonumber(c[5]) < tonumber(m[1])) then return fail('revoked', c[1]) end
         if m[2] == '1' then return fail('disabled', c[1]) end
         if tonumber(c[3]) <= now then return fail('expired', c[1]) end
         if not string.find(c[2], ',' .. ARGV[1] .. ',', 1, true) then return {'deny', 'scope', c[1], kf} end
-        local allow = c[7]
-        if allow and allow ~= '' then
+        local allow, ctry = c[7] or '', c[9] or ''
+        if allow ~= '' or ctry ~= '' then
           local inside = false
           for cidr in string.gmatch(allow, '[^,]+') do
             if string.find(ARGV[15], ',' .. cidr .. ',', 1, true) then inside = true break end
           end
-          if not inside then return {'deny', 'network', c[1], kf} end
+          if not inside and ARGV[16] ~= '' and string.find(',' .. ctry .. ',', ',' .. ARGV[16] .. ',', 1, true) then inside = true end
+          if not inside then return {'deny', ctry ~= '' and 'country' or 'network', c[1], kf} end
         end
         local fresh = '0'
         if net ~= '' then

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using Broker.Core.GeoIp;
 using Broker.Core.Redis;
 using Broker.Core.Throttling;
 using Broker.Core.Users;
@@ -28,6 +29,7 @@ public sealed partial class AppPasswordService(
     IOptions<RedisOptions> redisOptions,
     IOptions<ThrottlingOptions> throttling,
     TimeProvider time,
+    CountryLookup countries,
     IEnumerable<IAppPasswordEvents> events,
     ILogger<AppPasswordService> logger)
 {
@@ -312,6 +314,9 @@ public sealed partial class AppPasswordService(
             network ?? string.Empty, window.PreviousWeight, t.PerUserAndNetwork, t.PerUser, (long)t.Window.TotalMilliseconds,
             (long)t.KnownNetworkLifetime.TotalMilliseconds, t.Enabled ? "1" : "0", MaxNetworksPerCredential,
             Effective.RequireApprovalForNewNetworks ? "1" : "0", SourceNetwork.Containing(context.RemoteIp) ?? ",",
+            // Looked up here, not in Lua, so the script stays one round trip; not at all for input
+            // that never reaches a credential.
+            hash is null ? string.Empty : countries.CountryOf(context.RemoteIp) ?? string.Empty,
         ];
         RedisResult[] parts;
         double networkFailures = 0;
@@ -367,8 +372,9 @@ public sealed partial class AppPasswordService(
         }
 
         var id = string.IsNullOrEmpty(third) ? null : third;
-        // The right secret used for the wrong protocol or from outside its allowed networks is not guessing.
-        if (detail is not "scope" and not "network")
+        // The right secret used for the wrong protocol, or from outside its allowed networks or
+        // countries, is not guessing.
+        if (detail is not "scope" and not "network" and not "country")
         {
             CountNetworkFailure(network, window);
         }
@@ -388,6 +394,7 @@ public sealed partial class AppPasswordService(
             "expired" => ValidationOutcome.Deny(DenyReason.Expired, owner, id),
             "scope" => ValidationOutcome.Deny(DenyReason.ScopeNotAllowed, owner, id),
             "network" => ValidationOutcome.Deny(DenyReason.NetworkNotAllowed, owner, id),
+            "country" => ValidationOutcome.Deny(DenyReason.CountryNotAllowed, owner, id),
             _ => ValidationOutcome.Unavailable,
         };
     }
@@ -429,17 +436,54 @@ public sealed partial class AppPasswordService(
             throw new AppPasswordException($"At most {MaxNetworksPerCredential} allowed networks.");
         }
 
-        var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
-        var key = keys.Credential(owner, hash);
-        if (normalized.Count == 0)
+        return await SetListFieldAsync(owner, id, "allow", [.. normalized.Distinct()], ct);
+    }
+
+    /// <summary>
+    /// Limits the countries an app password may be used from (ISO 3166-1 alpha-2 codes, any case).
+    /// Together with allowed networks, either one lets a login in. An empty list removes the limit,
+    /// which works without a country database too. Throws <see cref="AppPasswordException"/> for a
+    /// bad code, too many codes, or when no country database is configured.
+    /// </summary>
+    public async Task<AppPassword> SetAllowedCountriesAsync(string user, string id, IEnumerable<string> codes, CancellationToken ct = default)
+    {
+        var owner = NormalizeOwner(user);
+        var entries = codes.Where(c => !string.IsNullOrWhiteSpace(c)).ToList();
+        if (entries.Count > 0 && !countries.IsEnabled)
         {
-            await Run(db => db.HashDeleteAsync(key, "allow"), ct);
-        }
-        else
-        {
-            await Run(db => db.HashSetAsync(key, "allow", string.Join(',', normalized.Distinct())), ct);
+            // Refused rather than stored: with no database every login would match no country.
+            throw new AppPasswordException($"Country limits are not available: no GeoIP country database is configured ({GeoIpOptions.SectionName}:CountryDatabase).");
         }
 
+        var normalized = new List<string>();
+        foreach (var code in entries)
+        {
+            var c = CountryCodes.Normalize(code) ?? throw new AppPasswordException(
+                code.Trim().Equals("UK", StringComparison.OrdinalIgnoreCase)
+                    ? "'UK' is not an ISO 3166 country code: the United Kingdom is GB."
+                    : $"'{Clip(code.Trim(), 20)}' is not a two-letter country code (ISO 3166-1 alpha-2, such as DE, FR or GB).");
+            if (!normalized.Contains(c))
+            {
+                normalized.Add(c);
+            }
+        }
+
+        if (normalized.Count > MaxNetworksPerCredential)
+        {
+            throw new AppPasswordException($"At most {MaxNetworksPerCredential} allowed countries.");
+        }
+
+        var updated = await SetListFieldAsync(owner, id, "ctry", normalized, ct);
+        Log.AllowedCountriesSet(logger, id, owner, normalized.Count == 0 ? "(any)" : string.Join(',', normalized));
+        return updated;
+    }
+
+    /// <summary>Stores a comma-separated limit on one credential (an empty list removes the field) and returns it as it is now.</summary>
+    private async Task<AppPassword> SetListFieldAsync(string owner, string id, string field, List<string> values, CancellationToken ct)
+    {
+        var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
+        var key = keys.Credential(owner, hash);
+        await Run(db => values.Count == 0 ? db.HashDeleteAsync(key, field) : db.HashSetAsync(key, field, string.Join(',', values)), ct);
         return await GetAsync(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
     }
 
@@ -689,6 +733,7 @@ public sealed partial class AppPasswordService(
             Networks = f.GetValueOrDefault("nets").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             PendingNetworks = f.GetValueOrDefault("pend").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             AllowedNetworks = f.GetValueOrDefault("allow").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
+            AllowedCountries = f.GetValueOrDefault("ctry").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             Clients = f.GetValueOrDefault("cls").ToString().Split('\x1e', StringSplitOptions.RemoveEmptyEntries),
         };
     }
@@ -711,6 +756,9 @@ public sealed partial class AppPasswordService(
 
         [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Approved network {Network} for app password {Id} of {Owner}")]
         public static partial void NetworkApproved(ILogger logger, string id, string owner, string network);
+
+        [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Allowed countries of app password {Id} of {Owner}: {Countries}")]
+        public static partial void AllowedCountriesSet(ILogger logger, string id, string owner, string countries);
 
         [LoggerMessage(EventId = 1006, Level = LogLevel.Error, Message = "App password event handler {Handler} failed")]
         public static partial void EventHandlerFailed(ILogger logger, string handler, Exception exception);

@@ -26,6 +26,7 @@ internal static class CliCommands
           broker app-password renew --user U --id ID [--lifetime 30d]
           broker app-password revoke --user U --id ID | app-password revoke-all --user U
           broker app-password allow-networks --user U --id ID --networks 10.0.0.0/8,2001:db8::/32   (empty: anywhere)
+          broker app-password allow-countries --user U --id ID --countries DE,FR   (empty: any; needs Broker:GeoIp:CountryDatabase)
           broker app-password approve-network --user U --id ID --network 203.0.113.0/24
           broker user disable U | user enable U
           broker user new-network-approval U on|off|default
@@ -59,6 +60,7 @@ internal static class CliCommands
                 ("app-password", "revoke") => await Revoke(services, Flag(flags, "user"), Flag(flags, "id"), ct),
                 ("app-password", "revoke-all") => Print($"revoked {await services.GetRequiredService<AppPasswordService>().RevokeAllAsync(Flag(flags, "user"), ct)} app password(s)"),
                 ("app-password", "allow-networks") => await AllowNetworks(services, flags, ct),
+                ("app-password", "allow-countries") => await AllowCountries(services, flags, ct),
                 ("app-password", "approve-network") => await services.GetRequiredService<AppPasswordService>().ApproveNetworkAsync(Flag(flags, "user"), Flag(flags, "id"), Flag(flags, "network"), ct)
                     ? Print($"approved {flags["network"]} for {flags["id"]}")
                     : Fail($"nothing pending for {flags["network"]} on {flags["id"]}", 1),
@@ -175,6 +177,11 @@ internal static class CliCommands
                 Console.WriteLine($"\tnetworks: {string.Join(", ", ap.Networks)}; awaiting approval: {string.Join(", ", ap.PendingNetworks)}; allowed only: {string.Join(", ", ap.AllowedNetworks)}");
             }
 
+            if (ap.AllowedCountries.Count > 0)
+            {
+                Console.WriteLine($"\tallowed countries: {string.Join(", ", ap.AllowedCountries)}{(ap.AllowedNetworks.Count > 0 ? " (or the allowed networks)" : string.Empty)}");
+            }
+
             if (ap.Clients.Count > 0)
             {
                 Console.WriteLine($"\tclients: {string.Join(" | ", ap.Clients)}");
@@ -222,6 +229,22 @@ internal static class CliCommands
         var networks = flags.TryGetValue("networks", out var n) ? n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
         var ap = await sp.GetRequiredService<AppPasswordService>().SetAllowedNetworksAsync(Flag(flags, "user"), Flag(flags, "id"), networks, ct);
         return Print(ap.AllowedNetworks.Count == 0 ? $"{ap.Id} may be used from anywhere" : $"{ap.Id} may be used only from {string.Join(", ", ap.AllowedNetworks)}");
+    }
+
+    private static async Task<int> AllowCountries(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
+    {
+        // Required, unlike the networks' flag: a forgotten --countries must not silently lift a limit.
+        if (!flags.TryGetValue("countries", out var c))
+        {
+            throw new UsageException("--countries is required (--countries= to remove the limit).");
+        }
+
+        var countries = c.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var ap = await sp.GetRequiredService<AppPasswordService>().SetAllowedCountriesAsync(Flag(flags, "user"), Flag(flags, "id"), countries, ct);
+        var networks = ap.AllowedNetworks.Count == 0 ? string.Empty : $" or from {string.Join(", ", ap.AllowedNetworks)}";
+        return Print(ap.AllowedCountries.Count == 0
+            ? $"{ap.Id} is not limited by country{(networks.Length == 0 ? string.Empty : $" (still only from {string.Join(", ", ap.AllowedNetworks)})")}"
+            : $"{ap.Id} may be used only from {string.Join(", ", ap.AllowedCountries)}{networks}");
     }
 
     private static async Task<int> NewNetworkApproval(IServiceProvider sp, string user, string mode, CancellationToken ct)

@@ -29,10 +29,12 @@ public static class SecurityEventKinds
     public const string EnrollmentLinkIssued = "Enrollment link issued";
     public const string RegistrationRequested = "Self-registration requested";
     public const string EnrollmentLinkMailed = "Enrollment link sent by email";
+    public const string UnfinishedAccountRemoved = "Unfinished self-registered account removed";
     public const string Admin = "Admin rights changed";
     public const string NetworkApproved = "New network approved";
     public const string NetworkDenied = "New network denied, app password revoked";
     public const string AllowedNetworksChanged = "Allowed networks changed";
+    public const string AllowedCountriesChanged = "Allowed countries changed";
     public const string NetworkApprovalSetting = "New-network approval setting changed";
     public const string AuditExported = "Audit trail exported";
     public const string PolicyChanged = "Policy changed by administrator";

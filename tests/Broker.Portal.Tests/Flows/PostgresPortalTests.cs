@@ -58,6 +58,14 @@ public sealed class PostgresPortalTests(PostgresCluster postgres) : IClassFixtur
     }
 
     [Fact]
+    public async Task SelfRegistration_UnfinishedAccounts_AreRemovedAfterRetention_OthersAreKept()
+    {
+        await using var sink = SmtpSink.Start();
+        await using var env = await SelfRegistrationTests.StartEnabledAsync(sink, postgres: postgres);
+        await SelfRegistrationTests.UnfinishedAccountsAreRemovedAsync(env, sink);
+    }
+
+    [Fact]
     public async Task SecurityEvents_UpdateDeleteAndTruncate_AreRefusedByTheDatabase()
     {
         await using var env = await PortalEnvironment.StartAsync(postgres: postgres);

@@ -194,6 +194,77 @@ public sealed partial class SelfRegistrationTests
     }
 
     [Fact]
+    public async Task UnfinishedSelfRegisteredAccounts_AreRemovedAfterRetention_OthersAreKept()
+    {
+        await using var sink = SmtpSink.Start();
+        await using var env = await StartEnabledAsync(sink);
+        await UnfinishedAccountsAreRemovedAsync(env, sink);
+    }
+
+    /// <summary>
+    /// Only accounts that self-registration made and nobody set up go, and only once their link has
+    /// been expired for the retention; the hourly run does it. Shared with <see cref="PostgresPortalTests"/>.
+    /// </summary>
+    internal static async Task UnfinishedAccountsAreRemovedAsync(PortalEnvironment env, SmtpSink sink)
+    {
+        await RegisterAsync(env, "ivy@example.org");
+        // Self-registered and set up: a password, so it stays (second factor or not).
+        await RegisterAsync(env, "jo@example.org");
+        var (joLink, joToken) = EnrollmentLink(Assert.Single(sink.To("jo@example.org")));
+        using (var client = env.NewClient())
+        {
+            var enroll = await client.GetAsync(joLink);
+            await client.PostAsync(enroll.Url, null, [new("Token", joToken), new("Password", PortalEnvironment.Password), new("Confirm", PortalEnvironment.Password)], enroll.AntiforgeryToken());
+        }
+
+        // Created by an admin and never set up: the admin's to manage.
+        await env.CreateUserAsync("ken@example.org");
+        // Self-registered, then handed a link by an admin: the admin took it over.
+        await RegisterAsync(env, "lee@example.org");
+        Assert.NotNull(await PortalCommands.NewEnrollmentLinkAsync(env.Portal.Services, "lee@example.org", CancellationToken.None));
+        var o = env.Portal.Services.GetRequiredService<IOptions<PortalOptions>>().Value;
+        var due = o.EnrollmentLinkLifetime + o.SelfRegistration.UnfinishedAccountRetention;
+
+        env.Time.Advance(due - TimeSpan.FromMinutes(30));
+        Assert.Equal(0, await SweepAsync(env));
+        Assert.NotNull(await FindUserAsync(env, "ivy@example.org"));
+
+        // The hourly run, not a direct call, removes it.
+        var removedBefore = env.Logs.Lines.Count(l => l.Contains("[3044]", StringComparison.Ordinal));
+        env.Time.Advance(UnfinishedAccountSweeper.Interval);
+        await env.WaitForLogAsync(l => l.Contains("[3044]", StringComparison.Ordinal), removedBefore + 1);
+
+        var ivyEvents = await AuditAsync(env, "ivy@example.org");
+        Assert.Null(await FindUserAsync(env, "ivy@example.org"));
+        var removal = Assert.Single(ivyEvents, e => e.Kind == SecurityEventKinds.UnfinishedAccountRemoved);
+        Assert.Equal(UnfinishedAccountSweep.Actor, removal.Actor);
+        // The history of the address is kept: the audit trail is append-only.
+        Assert.Contains(ivyEvents, e => e.Kind == SecurityEventKinds.UserCreated && e.Actor == SelfRegistrationService.Actor);
+        foreach (var kept in new[] { "jo@example.org", "ken@example.org", "lee@example.org" })
+        {
+            Assert.NotNull(await FindUserAsync(env, kept));
+        }
+
+        Assert.Equal(0, await SweepAsync(env));
+        // The address can register again from scratch.
+        await RegisterAsync(env, "ivy@example.org");
+        Assert.Equal(2, sink.To("ivy@example.org").Count);
+        Assert.NotNull(await FindUserAsync(env, "ivy@example.org"));
+    }
+
+    private static async Task<int> SweepAsync(PortalEnvironment env)
+    {
+        await using var scope = env.Portal.Services.CreateAsyncScope();
+        return await scope.ServiceProvider.GetRequiredService<UnfinishedAccountSweep>().RunOnceAsync(CancellationToken.None);
+    }
+
+    private static async Task<List<SecurityEvent>> AuditAsync(PortalEnvironment env, string username)
+    {
+        await using var scope = env.Portal.Services.CreateAsyncScope();
+        return [.. scope.ServiceProvider.GetRequiredService<PortalDbContext>().SecurityEvents.Where(e => e.Username == username)];
+    }
+
+    [Fact]
     public async Task RegisterPosts_FromOneAddress_AreRateLimited()
     {
         await using var sink = SmtpSink.Start();

@@ -14,6 +14,7 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
 #pragma warning restore CA1001
 {
     private readonly CapturingLoggerProvider _logs = new();
+    private readonly TestCountryDatabase _countries = TestCountryDatabase.Create();
     private RunningApp _app = null!;
     private HttpClient _client = null!;
     private readonly string _user = $"alice-{Guid.NewGuid():N}@example.com";
@@ -22,6 +23,7 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
     {
         var config = BrokerApps.BaseConfig(redis.Server.Configuration);
         config["Logging:LogLevel:Default"] = "Trace";
+        config["Broker:GeoIp:CountryDatabase"] = _countries.Path;
         _app = await BrokerApps.StartValidationAsync(config, logs: _logs);
         _client = _app.CreateClient();
     }
@@ -31,6 +33,7 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
         _client.Dispose();
         await _app.DisposeAsync();
         _logs.Dispose();
+        _countries.Dispose();
     }
 
     private Task<HttpResponseMessage> Validate(object body, HttpClient? client = null) =>
@@ -61,6 +64,10 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
         var imapOnly = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
         var revoked = await _app.AppPasswords.IssueAsync(_user, "B", ["imap"], null);
         await _app.AppPasswords.RevokeAsync(_user, revoked.AppPassword.Id);
+        var germanyOnly = await _app.AppPasswords.IssueAsync(_user, "C", ["imap"], null);
+        await _app.AppPasswords.SetAllowedCountriesAsync(_user, germanyOnly.AppPassword.Id, ["DE"]);
+        var officeOnly = await _app.AppPasswords.IssueAsync(_user, "D", ["imap"], null);
+        await _app.AppPasswords.SetAllowedNetworksAsync(_user, officeOnly.AppPassword.Id, ["192.0.2.0/24"]);
 
         object[] attempts =
         [
@@ -72,6 +79,9 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
             new { username = _user, password = string.Empty, service = "imap" },
             new { username = "nobody@example.com", password = imapOnly.Secret, service = "imap" },
             new { username = new string('a', 300), password = imapOnly.Secret, service = "imap" },
+            new { username = _user, password = germanyOnly.Secret, service = "imap", remoteIp = "81.2.69.142" },
+            new { username = _user, password = germanyOnly.Secret, service = "imap", remoteIp = "10.1.2.3" },
+            new { username = _user, password = officeOnly.Secret, service = "imap", remoteIp = "81.2.69.142" },
         ];
         var bodies = new HashSet<string>();
         foreach (var attempt in attempts)
@@ -231,6 +241,29 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
         Assert.Matches("broker_validations_total\\{[^}]*result=\"allow\"", metrics);
         Assert.Matches("broker_validations_total\\{[^}]*reason=\"scopenotallowed\"[^}]*result=\"deny\"|broker_validations_total\\{[^}]*result=\"deny\"[^}]*reason=\"scopenotallowed\"", metrics);
         Assert.Contains("broker_validation_duration_seconds_bucket", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CountryDenial_IsThePlainDeny_LoggedAndCountedWithItsReason()
+    {
+        var issued = await _app.AppPasswords.IssueAsync(_user, "Laptop", ["imap"], null);
+        await _app.AppPasswords.SetAllowedCountriesAsync(_user, issued.AppPassword.Id, ["DE"]);
+
+        using var home = await Validate(new { username = _user, password = issued.Secret, service = "imap", remoteIp = "5.9.1.1" });
+        using var abroad = await Validate(new { username = _user, password = issued.Secret, service = "imap", remoteIp = "81.2.69.142" });
+
+        Assert.Equal(HttpStatusCode.OK, home.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, abroad.StatusCode);
+        Assert.Equal("{\"result\":\"deny\"}", await abroad.Content.ReadAsStringAsync());
+        Assert.Contains(_logs.Lines, l => l.Contains("Validation denied", StringComparison.Ordinal) && l.Contains("CountryNotAllowed", StringComparison.Ordinal) && l.Contains(_user, StringComparison.Ordinal));
+        string metrics = string.Empty;
+        for (var i = 0; i < 50 && !metrics.Contains("reason=\"countrynotallowed\"", StringComparison.Ordinal); i++)
+        {
+            await Task.Delay(100);
+            metrics = await _client.GetStringAsync("/metrics");
+        }
+
+        Assert.Contains("reason=\"countrynotallowed\"", metrics, StringComparison.Ordinal);
     }
 
     [Fact]

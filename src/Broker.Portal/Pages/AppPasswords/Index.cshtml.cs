@@ -1,4 +1,5 @@
 using Broker.Core.AppPasswords;
+using Broker.Core.GeoIp;
 using Broker.Portal.Accounts;
 using Broker.Portal.Activity;
 using Microsoft.AspNetCore.Mvc;
@@ -13,6 +14,7 @@ public sealed class AppPasswordsModel(
     SecurityLog log,
     TimeProvider time,
     PolicyStore policy,
+    CountryLookup countryLookup,
     ILogger<AppPasswordsModel> logger) : PortalPage
 {
     public IReadOnlyList<AppPassword> Items { get; private set; } = [];
@@ -24,6 +26,9 @@ public sealed class AppPasswordsModel(
     public string? Error { get; private set; }
 
     public string DefaultLifetimeText => Describe(policy.Current.DefaultLifetime);
+
+    /// <summary>Whether a country database is configured; without one, country limits cannot be set.</summary>
+    public bool CountryLimitsAvailable => countryLookup.IsEnabled;
 
     public async Task<IActionResult> OnGetAsync()
     {
@@ -166,7 +171,31 @@ public sealed class AppPasswordsModel(
     }
 
     /// <summary>Sets or clears where an app password may be used from (fresh MFA: it can widen access).</summary>
-    public async Task<IActionResult> OnPostAllowedNetworksAsync(string? id, string? networks)
+    public Task<IActionResult> OnPostAllowedNetworksAsync(string? id, string? networks) =>
+        SetLimitAsync(id, networks, store.SetAllowedNetworksAsync, SecurityEventKinds.AllowedNetworksChanged,
+            a => a.AllowedNetworks.Count == 0 ? "anywhere" : string.Join(", ", a.AllowedNetworks),
+            "may be used from anywhere",
+            () => (NetworksInput, NetworksFor) = (networks, id));
+
+    /// <summary>Sets or clears the countries an app password may be used from; same rules as networks.</summary>
+    public Task<IActionResult> OnPostAllowedCountriesAsync(string? id, string? countries) =>
+        SetLimitAsync(id, countries, store.SetAllowedCountriesAsync, SecurityEventKinds.AllowedCountriesChanged,
+            a => a.AllowedCountries.Count == 0 ? "any" : string.Join(", ", a.AllowedCountries),
+            "is no longer limited by country",
+            () => (CountriesInput, CountriesFor) = (countries, id));
+
+    /// <summary>
+    /// One of the "limit where it works" forms. Fresh MFA first: clearing or widening a list lets
+    /// the app password work from more places. A refused entry shows the form again with what was typed.
+    /// </summary>
+    private async Task<IActionResult> SetLimitAsync(
+        string? id,
+        string? input,
+        Func<string, string, IEnumerable<string>, CancellationToken, Task<AppPassword>> set,
+        string eventKind,
+        Func<AppPassword, string> describe,
+        string lifted,
+        Action keepInput)
     {
         if (!Sessions.IsFresh(User))
         {
@@ -182,18 +211,17 @@ public sealed class AppPasswordsModel(
                 return RedirectToPage();
             }
 
-            var cidrs = (networks ?? string.Empty).Split([',', ' ', '\n', '\r', '\t', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            var updated = await store.SetAllowedNetworksAsync(user.UserName!, ap.Id, cidrs);
-            var text = updated.AllowedNetworks.Count == 0 ? "anywhere" : string.Join(", ", updated.AllowedNetworks);
-            await log.RecordAsync(user, SecurityEventKinds.AllowedNetworksChanged, $"{updated.Name}: {text}");
-            Flash(updated.AllowedNetworks.Count == 0 ? $"“{updated.Name}” may be used from anywhere." : $"“{updated.Name}” may be used only from {text}.");
+            var entries = (input ?? string.Empty).Split([',', ' ', '\n', '\r', '\t', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var updated = await set(user.UserName!, ap.Id, entries, HttpContext.RequestAborted);
+            await log.RecordAsync(user, eventKind, $"{updated.Name}: {describe(updated)}");
+            var where = Where(updated);
+            Flash($"“{updated.Name}” {(where.Length == 0 ? lifted : $"may be used only from {where}")}.");
             return RedirectToPage();
         }
         catch (AppPasswordException ex)
         {
             Error = ex.Message;
-            NetworksInput = networks;
-            NetworksFor = id;
+            keepInput();
         }
         catch (StoreUnavailableException ex)
         {
@@ -203,6 +231,15 @@ public sealed class AppPasswordsModel(
 
         return await ShowAsync();
     }
+
+    /// <summary>The whole limit in words (either part lets a login in); empty when there is none.</summary>
+    private static string Where(AppPassword a) =>
+        string.Join(" or from ", new[] { string.Join(", ", a.AllowedCountries), string.Join(", ", a.AllowedNetworks) }.Where(p => p.Length > 0));
+
+    /// <summary>What was typed into a refused allowed-countries form, shown again to be corrected.</summary>
+    public string? CountriesInput { get; private set; }
+
+    public string? CountriesFor { get; private set; }
 
     /// <summary>What was typed into a refused allowed-networks form, shown again to be corrected.</summary>
     public string? NetworksInput { get; private set; }

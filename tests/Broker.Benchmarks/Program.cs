@@ -3,8 +3,11 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
 using Broker.Core.AppPasswords;
+using Broker.Core.GeoIp;
 using Broker.Host.Embedded;
 using Broker.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 // Measures the credential core and the gateway; writes docs/benchmarks.md (core section).
@@ -32,6 +35,40 @@ foreach (var (name, config) in new[] { ("redis-server 7, appendfsync always", re
         var row = await MeasureStoreAsync(config, throttling, n);
         report.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {(throttling ? "on" : "off")} | {row.Median:F0} | {row.P99:F0} | {row.Max:F0} | {row.PerSecond:F0} |");
     }
+}
+
+report.AppendLine();
+report.AppendLine("### Country look-up (per-app-password country limits, `Broker:GeoIp:CountryDatabase`)");
+report.AppendLine();
+// A database about the size of GeoLite2-Country (~400k networks; here 300k random public IPv4
+// networks of /16 to /24 plus 30k IPv6 /32 to /48), written by the tests' MMDB writer.
+var geoNetworks = quick ? 30_000 : 300_000;
+using var countryDb = TestCountryDatabase.Create(RandomCountryDatabase(geoNetworks, seed: 7));
+report.AppendLine("| what | networks in the database | file size (MB) | median (µs) | p99 (µs) |");
+report.AppendLine("|---|---|---|---|---|");
+{
+    using var lookup = new CountryLookup(Options.Create(new GeoIpOptions { CountryDatabase = countryDb.Path }), TimeProvider.System, NullLogger<CountryLookup>.Instance);
+    var random = new Random(11);
+    var addresses = Enumerable.Range(0, 4096).Select(_ => $"{random.Next(1, 224)}.{random.Next(256)}.{random.Next(256)}.{random.Next(1, 255)}").ToArray();
+    var k = 0;
+    // Batches of 100 calls, so the timer's own cost does not dominate a call of a few hundred ns.
+    var row = await MeasureAsync(() =>
+    {
+        for (var j = 0; j < 100; j++)
+        {
+            lookup.CountryOf(addresses[k++ & 4095]);
+        }
+
+        return Task.CompletedTask;
+    }, n);
+    report.AppendLine(CultureInfo.InvariantCulture, $"| `CountryLookup.CountryOf`, random public IPv4 addresses (per call) | {geoNetworks + (geoNetworks / 10)} | {new FileInfo(countryDb.Path).Length / 1e6:F1} | {row.Median / 100:F2} | {row.P99 / 100:F2} |");
+}
+
+{
+    var withDb = await MeasureStoreAsync(redisEverySec.Configuration, throttling: true, n, countryDb.Path);
+    var without = await MeasureStoreAsync(redisEverySec.Configuration, throttling: true, n);
+    report.AppendLine(CultureInfo.InvariantCulture, $"| validation, redis-server everysec, throttling on, without a country database (same run) | | | {without.Median:F0} | {without.P99:F0} |");
+    report.AppendLine(CultureInfo.InvariantCulture, $"| the same with the country database configured (every validation looks the client up) | {geoNetworks + (geoNetworks / 10)} | | {withDb.Median:F0} | {withDb.P99:F0} |");
 }
 
 report.AppendLine();
@@ -84,15 +121,17 @@ if (!quick)
     WriteSection(Path.Combine(FindRepoRoot(), "docs", "benchmarks.md"), "core", "## Credential core, validation API and gateway", text);
 }
 
-static async Task<Row> MeasureStoreAsync(string redisConfiguration, bool throttling, int count)
+static async Task<Row> MeasureStoreAsync(string redisConfiguration, bool throttling, int count, string? countryDatabase = null)
 {
     var config = BrokerApps.BaseConfig(redisConfiguration);
     config["Broker:Throttling:Enabled"] = throttling ? "true" : "false";
+    config["Broker:GeoIp:CountryDatabase"] = countryDatabase;
     await using var app = await BrokerApps.StartValidationAsync(config);
     var store = app.AppPasswords;
     var user = $"bench-{Guid.NewGuid():N}";
     var issued = await store.IssueAsync(user, "bench", ["imap"], TimeSpan.FromDays(1));
-    var context = new ValidationContext("imap", "192.0.2.1", "bench");
+    // A public address, so that with a database it is really looked up.
+    var context = new ValidationContext("imap", "81.2.69.142", "bench");
     return await MeasureAsync(async () =>
     {
         if ((await store.ValidateAsync(user, issued.Secret, context)).Result != ValidationResult.Allowed)
@@ -100,6 +139,26 @@ static async Task<Row> MeasureStoreAsync(string redisConfiguration, bool throttl
             throw new InvalidOperationException("validation failed");
         }
     }, count);
+}
+
+static TestMmdbWriter RandomCountryDatabase(int ipv4Networks, int seed)
+{
+    string[] countries = ["DE", "FR", "GB", "US", "SE", "NL", "PL", "IT", "ES", "JP", "CN", "BR", "IN", "CA", "AU", "RU", "UA", "CH", "AT", "BE"];
+    var random = new Random(seed);
+    var writer = new TestMmdbWriter();
+    for (var i = 0; i < ipv4Networks; i++)
+    {
+        var prefix = random.Next(16, 25);
+        var address = (uint)random.NextInt64(0x01000000, 0xDF000000) & (uint.MaxValue << (32 - prefix));
+        writer.Add($"{address >> 24}.{(address >> 16) & 255}.{(address >> 8) & 255}.{address & 255}/{prefix}", countries[random.Next(countries.Length)]);
+    }
+
+    for (var i = 0; i < ipv4Networks / 10; i++)
+    {
+        writer.Add($"2{random.Next(0, 0x1000):x3}:{random.Next(0, 0x10000):x4}::/{random.Next(32, 49) & ~3}", countries[random.Next(countries.Length)]);
+    }
+
+    return writer;
 }
 
 static async Task<Row> MeasureAsync(Func<Task> op, int count)

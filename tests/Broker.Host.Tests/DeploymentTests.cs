@@ -26,7 +26,9 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
         ]);
         foreach (var p in new[] { validation1, validation2, gateway })
         {
-            await p.WaitForOutputAsync("listening on", TimeSpan.FromSeconds(60));
+            // The host's last start-up line, printed once every role listens ("listening on" alone
+            // also matches Kestrel's own log line, which comes earlier).
+            await p.WaitForOutputAsync("credential store:", TimeSpan.FromSeconds(60));
         }
 
         Assert.Contains("external Redis", validation1.Output, StringComparison.Ordinal);

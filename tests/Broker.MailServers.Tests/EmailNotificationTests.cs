@@ -73,6 +73,32 @@ public sealed class EmailNotificationTests(NotificationLab lab) : IClassFixture<
     }
 
     [Fact]
+    public async Task RightPasswordFromOutsideItsAllowedNetworks_OneWarningMail_LoginRefused()
+    {
+        const string user = "fenced@" + NotificationLab.Domain;
+        const string thief = "203.0.113.90";
+        var issued = await lab.IssueAsync(user);
+        await lab.AppPasswords.SetAllowedNetworksAsync(user, issued.AppPassword.Id, ["198.51.100.0/24"]);
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, await lab.ValidateAsync(user, issued.Secret, thief, "\"name\" \"curl\""));
+        }
+
+        // Every refused attempt reaches the notifier; the owner gets one warning, not one per attempt.
+        await lab.Audit.WaitForAsync(e => e.Kind == AuditKinds.UsedOutsideLimits && e.Username == user, count: 3);
+        await lab.WaitUntilRelayIdleAsync();
+        var message = Assert.Single(await lab.WaitForMessagesAsync(user, Prefix + "Your app password was tried from a place you did not allow"));
+        AssertFromBrokerTo(message, user);
+        Assert.Contains($"From: {thief}", message.TextBody, StringComparison.Ordinal);
+        Assert.Contains(issued.AppPassword.Id, message.TextBody, StringComparison.Ordinal);
+        Assert.Contains("whoever tried it has it", message.TextBody, StringComparison.Ordinal);
+        Assert.Contains(NotificationLab.PortalUrl + "/AppPasswords", message.TextBody, StringComparison.Ordinal);
+        Assert.Equal(2, (await lab.ReadInboxAsync(user)).Count);
+        await AssertNoSecretInInboxAsync(user);
+    }
+
+    [Fact]
     public async Task RepeatedFailuresOnNameWithoutAppPasswords_NoMail()
     {
         // Anyone can type any address as the username: throttling it must not make Broker mail a stranger.

@@ -32,6 +32,9 @@ public static class AuditKinds
     public const string MailLoginThrottled = "Mail login throttled";
     public const string FirstUseFromNetwork = "App password used from a new network";
     public const string ApprovalRequested = "New network awaiting approval";
+
+    /// <summary>The right app password, refused because of where it came from: whoever tried it has it.</summary>
+    public const string UsedOutsideLimits = "App password used outside its allowed networks or countries";
 }
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

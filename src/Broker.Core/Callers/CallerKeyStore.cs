@@ -21,6 +21,14 @@ public sealed partial class CallerKeyStore(
 {
     private const string KeyPrefix = "bk_";
     private volatile IReadOnlyList<(byte[] Hash, string Name)> _stored = [];
+    private volatile bool _loaded;
+
+    /// <summary>
+    /// Whether the Redis-held keys have been read at least once. Until then an unknown key may be
+    /// one that is simply not loaded yet (the store is still starting), so callers answer
+    /// "temporary failure", not "unauthorized".
+    /// </summary>
+    public bool Loaded => _loaded;
 
     /// <summary>Returns the caller's name when <paramref name="presented"/> is a known key, else null.</summary>
     public string? Authenticate(string? presented)
@@ -97,6 +105,7 @@ public sealed partial class CallerKeyStore(
             }
 
             _stored = list;
+            _loaded = true;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -154,11 +163,21 @@ internal sealed class CallerKeyRefresher(CallerKeyStore store, IOptions<CallerKe
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Until the first read succeeds (a store still recovering after a restart), try every second:
+        // mail servers holding a Redis-held key get "temporary failure" until then.
+        while (!store.Loaded)
+        {
+            await store.RefreshAsync(stoppingToken);
+            if (!store.Loaded)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
+            }
+        }
+
         using var timer = new PeriodicTimer(options.Value.RefreshInterval);
-        do
+        while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             await store.RefreshAsync(stoppingToken);
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 }

@@ -12,7 +12,7 @@ namespace Broker.Core.Notifications;
 
 /// <summary>
 /// Tells users by email what happened to their account: a new app password, first use of one
-/// from a new network, repeated failed logins. Messages carry what, when, where — never a secret.
+/// from a new network, repeated failed logins, an app password tried from outside its limits. Messages carry what, when, where — never a secret.
 /// </summary>
 public sealed partial class MailNotifier(IOptions<NotificationOptions> options, TimeProvider time, IConnectionMultiplexer? redis, RedisKeys? keys, ILogger<MailNotifier> logger)
     : IAppPasswordEvents, IAuditSink
@@ -26,6 +26,7 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
     }
 
     private readonly Dictionary<string, DateTimeOffset> _lastFailureNotice = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTimeOffset> _lastOutsideLimitsNotice = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
     private NotificationOptions O => options.Value;
@@ -72,15 +73,40 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
             If it was not you, deny it there: the app password is revoked at once.
             """, ct),
         AuditKinds.MailLoginThrottled when e.Username is not null => RepeatedFailuresAsync(e.Username, e, ct),
+        AuditKinds.UsedOutsideLimits when e.Username is not null => UsedOutsideLimitsAsync(e.Username, e, ct),
         _ => Task.CompletedTask,
     };
+
+    /// <summary>
+    /// Only the right app password gets this far, so this is the clearest sign Broker has that one
+    /// has leaked. At most one notice per user per interval: an attacker retrying must not flood the owner.
+    /// </summary>
+    private async Task UsedOutsideLimitsAsync(string username, AuditEvent e, CancellationToken ct)
+    {
+        if (!await FirstNoticeAsync(username, keys?.OutsideLimitsNotice(username), _lastOutsideLimitsNotice))
+        {
+            return;
+        }
+
+        await SendAsync(username, "Your app password was tried from a place you did not allow",
+            $"""
+            One of your app passwords was used from outside the networks or countries you allowed for it. The login was refused.
+            When: {e.At:u}
+            From: {OneLine(e.RemoteIp)}
+            Client: {OneLine(e.Client)}
+            Details: {OneLine(e.Detail, string.Empty)}
+
+            The password itself was right, so whoever tried it has it. Unless this was you (travelling, a new
+            internet connection), revoke that app password now{PortalLink("/AppPasswords")} and create a new one for your device.
+            """, ct);
+    }
 
     private async Task RepeatedFailuresAsync(string username, AuditEvent e, CancellationToken ct)
     {
         // Anyone can make logins fail under any name, including strangers' addresses: only accounts
         // that hold app passwords are mailed, so Broker cannot be used to send mail to arbitrary people
         // (and the de-duplication map only grows with real accounts).
-        if (!await IsAccountAsync(username) || !await FirstFailureNoticeAsync(username))
+        if (!await IsAccountAsync(username) || !await FirstNoticeAsync(username, keys?.FailureNotice(username), _lastFailureNotice))
         {
             return;
         }
@@ -168,16 +194,17 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
     }
 
     /// <summary>
-    /// At most one repeated-failure notice per user per interval, across every portal instance:
-    /// a SET NX with the interval as TTL in the user's slot. Without a store, per process.
+    /// At most one notice of a kind per user per <see cref="NotificationOptions.FailureNoticeInterval"/>,
+    /// across every portal instance: a SET NX with the interval as TTL in the user's slot
+    /// (<paramref name="key"/>). Without a store, per process (<paramref name="sent"/>).
     /// </summary>
-    private async Task<bool> FirstFailureNoticeAsync(string username)
+    private async Task<bool> FirstNoticeAsync(string username, string? key, Dictionary<string, DateTimeOffset> sent)
     {
-        if (redis is not null && keys is not null)
+        if (redis is not null && key is not null)
         {
             try
             {
-                return await redis.GetDatabase().StringSetAsync(keys.FailureNotice(username), time.GetUtcNow().ToUnixTimeMilliseconds(), O.FailureNoticeInterval, When.NotExists);
+                return await redis.GetDatabase().StringSetAsync(key, time.GetUtcNow().ToUnixTimeMilliseconds(), O.FailureNoticeInterval, When.NotExists);
             }
             catch (RedisException)
             {
@@ -188,12 +215,12 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
         var now = time.GetUtcNow();
         lock (_gate)
         {
-            if (_lastFailureNotice.TryGetValue(username, out var last) && now - last < O.FailureNoticeInterval)
+            if (sent.TryGetValue(username, out var last) && now - last < O.FailureNoticeInterval)
             {
                 return false;
             }
 
-            _lastFailureNotice[username] = now;
+            sent[username] = now;
             return true;
         }
     }

@@ -36,6 +36,9 @@ public sealed class NotificationOptions
     /// <summary>How long before expiry an app password's owner is reminded.</summary>
     public TimeSpan ExpiryWarning { get; set; } = TimeSpan.FromDays(7);
 
-    /// <summary>Repeated failures on an account: at most one message per user per this interval.</summary>
+    /// <summary>
+    /// Repeated failures on an account, and the right app password tried from outside its allowed
+    /// networks or countries: at most one message of each kind per user per this interval.
+    /// </summary>
     public TimeSpan FailureNoticeInterval { get; set; } = TimeSpan.FromHours(6);
 }

@@ -30,6 +30,8 @@ public sealed class RedisKeys(string prefix)
     /// <summary>Marker that a repeated-failure notice went to the user recently (TTL = notice interval).</summary>
     public string FailureNotice(string user) => $"{UserPrefix(user)}:notice:fail";
 
+    public string OutsideLimitsNotice(string user) => $"{UserPrefix(user)}:notice:outside";
+
     /// <summary>Failure counter of one user from one network in one window bucket.</summary>
     public string UserNetworkFailures(string user, string network, long bucket) => $"{UserPrefix(user)}:f:n:{network}:{bucket}";
 

@@ -16,6 +16,14 @@ public static class CallerAuthentication
             var http = context.HttpContext;
             var store = http.RequestServices.GetRequiredService<CallerKeyStore>();
             var caller = store.Authenticate(http.Request.Headers[CallerKeyOptions.HeaderName]);
+            if (caller is null && !store.Loaded)
+            {
+                // The key may be one of those kept in Redis, not read yet: undecided, so temporary.
+                http.Response.Headers.RetryAfter = "1";
+                return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Temporarily unavailable",
+                    detail: "Caller API keys are not loaded from the credential store yet; try again.");
+            }
+
             if (caller is null)
             {
                 return TypedResults.Problem(statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized",

@@ -47,7 +47,8 @@ public static class DovecotOAuth2Api
         var caller = AuthenticateClient(http, callers, form);
         if (caller is null)
         {
-            return OAuthError(StatusCodes.Status401Unauthorized, "invalid_client");
+            // Before the Redis-held keys are read once, an unknown key is undecided: temporary failure.
+            return callers.Loaded ? OAuthError(StatusCodes.Status401Unauthorized, "invalid_client") : Unavailable(http);
         }
 
         if (form.GetValueOrDefault("grant_type") != "password" || !form.TryGetValue("username", out var username) || !form.TryGetValue("password", out var password))
@@ -89,7 +90,9 @@ public static class DovecotOAuth2Api
         var caller = AuthenticateClient(http, callers, form);
         if (caller is null)
         {
-            return new JsonReply<OAuth2Reply>(new OAuth2Reply { Active = false, Error = "invalid_client" }, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status401Unauthorized);
+            return callers.Loaded
+                ? new JsonReply<OAuth2Reply>(new OAuth2Reply { Active = false, Error = "invalid_client" }, DovecotJsonContext.Default.OAuth2Reply, statusCode: StatusCodes.Status401Unauthorized)
+                : Unavailable(http);
         }
 
         if (!form.TryGetValue("token", out var token) || token.Length == 0 || !form.TryGetValue("username", out var username))

@@ -55,7 +55,13 @@ public sealed partial class LoginValidator(AppPasswordService appPasswords, Vali
                 if (outcome.Username is not null)
                 {
                     // Only attempts at a well-formed username reach the audit trail; garbage is in the metrics.
-                    Audit(outcome.Reason == DenyReason.Throttled ? AuditKinds.MailLoginThrottled : AuditKinds.MailLoginDenied, outcome, attempt,
+                    var kind = outcome.Reason switch
+                    {
+                        DenyReason.Throttled => AuditKinds.MailLoginThrottled,
+                        DenyReason.NetworkNotAllowed or DenyReason.CountryNotAllowed => AuditKinds.UsedOutsideLimits,
+                        _ => AuditKinds.MailLoginDenied,
+                    };
+                    Audit(kind, outcome, attempt,
                         $"reason {outcome.Reason}, service {attempt.Service}{(outcome.CredentialId is null ? string.Empty : $", app password {outcome.CredentialId}")}");
                 }
 

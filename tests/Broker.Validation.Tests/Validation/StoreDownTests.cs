@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
+using Broker.Core.AppPasswords;
 using Broker.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Validation.Tests.Validation;
 
@@ -50,6 +52,60 @@ public sealed class StoreDownTests
         }
 
         Assert.Equal(HttpStatusCode.OK, recovered);
+    }
+
+    [Fact]
+    public async Task StoreDownAtStartUp_UnknownCallerKey_IsTemporaryFailureNot401_UntilTheStoredKeysAreRead()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await redis.StopAsync();
+        var config = BrokerApps.BaseConfig(redis.Configuration);
+        config["Redis:OperationTimeout"] = "00:00:01";
+        await using var app = await BrokerApps.StartValidationAsync(config);
+        // A key an admin created with `broker apikey create`: kept in Redis, so unknown until Redis is read.
+        const string storedKey = "bk_stored-in-redis-only-0123456789";
+        var body = new { username = "bob@example.com", password = AppPasswordFormat.Generate(), service = "imap" };
+
+        using (var early = await PostAsync(app, storedKey, body))
+        {
+            // Not "unauthorized": a mail server told that would report a bad configuration, not an outage.
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, early.StatusCode);
+            Assert.NotNull(early.Headers.RetryAfter);
+            Assert.Contains("not loaded", await early.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // Keys from configuration need no store: those callers get the store's own answer (503 tempfail here).
+        using (var configured = await PostAsync(app, BrokerApps.CallerKey, body))
+        {
+            Assert.Equal("tempfail", (await configured.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("result").GetString());
+        }
+
+        await redis.StartAgainAsync();
+        using (var mux = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Configuration))
+        {
+            var keys = app.Services.GetRequiredService<Broker.Core.Redis.RedisKeys>();
+            await mux.GetDatabase().HashSetAsync(keys.CallerKeys, Broker.Core.Callers.CallerKeyStore.HashHex(storedKey), "dovecot-2");
+        }
+
+        var status = HttpStatusCode.ServiceUnavailable;
+        for (var i = 0; i < 200 && status == HttpStatusCode.ServiceUnavailable; i++)
+        {
+            await Task.Delay(100);
+            using var later = await PostAsync(app, storedKey, body);
+            status = later.StatusCode;
+        }
+
+        // Read from Redis: the stored key is accepted (a random password is denied), and a wrong key is now plainly unauthorized.
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        using var wrong = await PostAsync(app, "bk_never-issued-0123456789", body);
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+    }
+
+    private static async Task<HttpResponseMessage> PostAsync(RunningApp app, string callerKey, object body)
+    {
+        using var client = app.CreateClient(withCallerKey: false);
+        client.DefaultRequestHeaders.Add(Broker.Core.Callers.CallerKeyOptions.HeaderName, callerKey);
+        return await client.PostAsJsonAsync("/v1/validate", body);
     }
 
     [Fact]

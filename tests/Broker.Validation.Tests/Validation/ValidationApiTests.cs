@@ -115,10 +115,12 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
         var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
         (await Validate(new { username = _user, password = issued.Secret, service = "imap", remoteIp = "198.51.100.9", clientId = "\"name\" \"Thunderbird\"" })).Dispose();
         (await Validate(new { username = _user, password = issued.Secret, service = "pop3", remoteIp = "198.51.100.9" })).Dispose();
+        await _app.AppPasswords.SetAllowedNetworksAsync(_user, issued.AppPassword.Id, ["198.51.100.0/24"]);
+        (await Validate(new { username = _user, password = issued.Secret, service = "imap", remoteIp = "203.0.113.80" })).Dispose();
 
         var outbox = _app.Services.GetRequiredService<Broker.Core.Audit.AuditOutbox>();
         var events = new List<Broker.Core.Audit.AuditEvent>();
-        for (var i = 0; i < 50 && events.Count(e => e.Username == _user) < 2; i++)
+        for (var i = 0; i < 50 && events.Count(e => e.Username == _user) < 3; i++)
         {
             events.AddRange(await outbox.DequeueAsync(1000));
             await Task.Delay(20);
@@ -127,6 +129,8 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
         var mine = events.Where(e => e.Username == _user).ToList();
         Assert.Contains(mine, e => e.Kind == "App password used from a new network" && e.RemoteIp == "198.51.100.9" && e.Client == "\"name\" \"Thunderbird\"" && e.Caller == "test");
         Assert.Contains(mine, e => e.Kind == "Mail login denied" && e.Detail.Contains("ScopeNotAllowed", StringComparison.Ordinal));
+        // The right secret from outside its allowed networks: its own kind, which mails the owner a warning.
+        Assert.Contains(mine, e => e.Kind == "App password used outside its allowed networks or countries" && e.Detail.Contains("NetworkNotAllowed", StringComparison.Ordinal) && e.RemoteIp == "203.0.113.80");
         AppPasswordFormat.TryCanonicalize(issued.Secret, out var canonical);
         Assert.DoesNotContain(mine, e => e.Detail.Contains(canonical, StringComparison.OrdinalIgnoreCase) || e.Detail.Contains(issued.Secret, StringComparison.OrdinalIgnoreCase));
     }

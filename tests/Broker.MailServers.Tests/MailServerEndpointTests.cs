@@ -158,6 +158,49 @@ public sealed class MailServerEndpointTests(MailLab lab)
         Assert.Equal(MailLab.BackendSecret, Header(response, "Auth-Pass"));
     }
 
+    [Fact]
+    public async Task OutsideItsAllowedCountry_ThePlainDenyOfEachMailServerProtocol()
+    {
+        const string user = "abroad@example.com";
+        var secret = await lab.IssueAsync(user);
+        await lab.AppPasswords.SetAllowedCountriesAsync(user, (await lab.AppPasswords.ListAsync(user)).Single().Id, ["DE"]);
+        using var client = Client();
+        client.DefaultRequestHeaders.Add("X-Dovecot-Auth-Service", "imap");
+
+        async Task<string?> NginxAsync(string clientIp)
+        {
+            var request = NginxRequest("abroad%40example.com", Uri.EscapeDataString(secret));
+            request.Headers.Remove("Client-IP");
+            request.Headers.Add("Client-IP", clientIp);
+            return Header(await client.SendAsync(request), "Auth-Status");
+        }
+
+        async Task<HttpResponseMessage> DovecotAsync(string path, string remote, params (string Key, string Value)[] form)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = Form(form) };
+            request.Headers.Add("X-Dovecot-Auth-Remote", remote + ":5555");
+            return await client.SendAsync(request);
+        }
+
+        // nginx: OK from Germany; from Great Britain the same message as a wrong password, never "[UNAVAILABLE]".
+        Assert.Equal("OK", await NginxAsync("5.9.1.1"));
+        var nginxAbroad = await NginxAsync("81.2.69.142");
+        var nginxWrongPassword = Header(await client.SendAsync(NginxRequest("abroad%40example.com", "wrong-password")), "Auth-Status");
+        Assert.NotEqual("OK", nginxAbroad);
+        Assert.Equal(nginxWrongPassword, nginxAbroad);
+
+        // Dovecot's oauth2 passdb: grant allowed at home, invalid_grant (= wrong password) abroad; introspection inactive.
+        var home = await DovecotAsync("/v1/dovecot/oauth2/token", "5.9.1.1", ("grant_type", "password"), ("username", user), ("password", secret));
+        var abroad = await DovecotAsync("/v1/dovecot/oauth2/token", "81.2.69.142", ("grant_type", "password"), ("username", user), ("password", secret));
+        var introspected = await DovecotAsync("/v1/dovecot/oauth2/introspect", "81.2.69.142", ("token", secret), ("username", user));
+
+        Assert.Equal(HttpStatusCode.OK, home.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, abroad.StatusCode);
+        Assert.Equal("invalid_grant", (await Json(abroad)).GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.OK, introspected.StatusCode);
+        Assert.False((await Json(introspected)).GetProperty("active").GetBoolean());
+    }
+
     [Theory]
     [InlineData("cram-md5", "u", "p")]
     [InlineData("plain", "", "p")]

@@ -21,6 +21,9 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
 
     private readonly string _doveadmKey = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
+    /// <summary>The tests' country database: 5.9.0.0/16 is DE, 81.2.69.0/24 is GB (see <see cref="TestMmdbWriter.Standard"/>).</summary>
+    private readonly TestCountryDatabase _countries = TestCountryDatabase.Create();
+
     /// <summary>Dovecot's doveadm_api_key, which Broker holds: must never appear in a log.</summary>
     public string DoveadmKey => _doveadmKey;
 
@@ -83,6 +86,7 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
             ["Broker:Nginx:Backends:imap"] = $"127.0.0.1:{BackendDovecot.ImapPort.ToString(CultureInfo.InvariantCulture)}",
             ["Broker:Nginx:BackendPassword"] = BackendSecret,
             ["Broker:Nginx:FailureWaitSeconds"] = "0",
+            ["Broker:GeoIp:CountryDatabase"] = _countries.Path,
         });
 
         Postfix = await PostfixServer.PrepareAsync();
@@ -218,6 +222,7 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
     {
         _blackHole?.Stop();
         _blackHole?.Dispose();
+        _countries.Dispose();
     }
 }
 

@@ -179,6 +179,14 @@ internal sealed class PortalOptionsValidator(IOptions<NotificationOptions> notif
             ValidateSelfRegistration(o.SelfRegistration, $"{p}:SelfRegistration", errors);
         }
 
+        // Checked whether or not self-registration is on: the sweep that uses it always runs
+        // (a negative value would remove accounts whose link still works).
+        var retention = o.SelfRegistration.UnfinishedAccountRetention;
+        if (retention < TimeSpan.Zero || retention > TimeSpan.FromDays(365))
+        {
+            errors.Add($"{p}:SelfRegistration:UnfinishedAccountRetention must be between 0 and 365 days; got {retention}.");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
@@ -200,11 +208,6 @@ internal sealed class PortalOptionsValidator(IOptions<NotificationOptions> notif
         if (o.ResendInterval < TimeSpan.FromMinutes(1) || o.ResendInterval > TimeSpan.FromDays(1))
         {
             errors.Add($"{p}:ResendInterval must be between 1 minute and 1 day; got {o.ResendInterval}.");
-        }
-
-        if (o.UnfinishedAccountRetention < TimeSpan.Zero || o.UnfinishedAccountRetention > TimeSpan.FromDays(365))
-        {
-            errors.Add($"{p}:UnfinishedAccountRetention must be between 0 and 365 days; got {o.UnfinishedAccountRetention}.");
         }
 
         // The enrollment link is the proof that the person controls the mailbox: without mail there is no proof.

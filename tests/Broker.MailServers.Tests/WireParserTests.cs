@@ -166,8 +166,8 @@ public sealed class WireParserTests
     [Fact]
     public void SourceFailurePolicy_Ipv6_CountedPer64()
     {
-        Assert.Equal("2001:db8::/64", SourceFailurePolicy.Source(System.Net.IPAddress.Parse("2001:db8::abcd")));
-        Assert.Equal("192.0.2.1", SourceFailurePolicy.Source(System.Net.IPAddress.Parse("::ffff:192.0.2.1")));
+        Assert.Equal("2001:db8::/64", Broker.Core.Throttling.SourceNetwork.Host(System.Net.IPAddress.Parse("2001:db8::abcd")));
+        Assert.Equal("192.0.2.1", Broker.Core.Throttling.SourceNetwork.Host(System.Net.IPAddress.Parse("::ffff:192.0.2.1")));
     }
 
     [Fact]

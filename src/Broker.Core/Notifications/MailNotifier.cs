@@ -12,14 +12,16 @@ namespace Broker.Core.Notifications;
 
 /// <summary>
 /// Tells users by email what happened to their account: a new app password, first use of one
-/// from a new network, repeated failed logins, an app password tried from outside its limits. Messages carry what, when, where — never a secret.
+/// from a new network, repeated failed logins, an app password tried from outside its limits.
+/// Messages carry what, when, where — never a secret.
 /// </summary>
 public sealed partial class MailNotifier(IOptions<NotificationOptions> options, TimeProvider time, IConnectionMultiplexer? redis, RedisKeys? keys, ILogger<MailNotifier> logger)
     : IAppPasswordEvents, IAuditSink
 {
-    /// <summary>Without the store: every username counts as an account (unit tests of other parts).</summary>
+    /// <summary>The null reverse path (<c>MAIL FROM:&lt;&gt;</c>) of messages that must not bounce.</summary>
     private static readonly MailboxAddress NullSender = new(string.Empty, string.Empty);
 
+    /// <summary>Without the store: every username counts as an account (unit tests of other parts).</summary>
     public MailNotifier(IOptions<NotificationOptions> options, TimeProvider time, ILogger<MailNotifier> logger)
         : this(options, time, null, null, logger)
     {

@@ -154,51 +154,15 @@ internal sealed partial class PortalDatabaseInitializer(IServiceProvider service
     /// </summary>
     internal static async Task MakeSecurityEventsAppendOnlyAsync(PortalDbContext db, CancellationToken ct)
     {
-        switch (db.Database.ProviderName)
+        var statements = db.Database.ProviderName switch
         {
-            case PortalProviders.Sqlite:
-                await db.Database.ExecuteSqlRawAsync(
-                    """
-                    CREATE TRIGGER IF NOT EXISTS "SecurityEvents_NoUpdate" BEFORE UPDATE ON "SecurityEvents"
-                    BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
-                    """,
-                    ct);
-                await db.Database.ExecuteSqlRawAsync(
-                    """
-                    CREATE TRIGGER IF NOT EXISTS "SecurityEvents_NoDelete" BEFORE DELETE ON "SecurityEvents"
-                    BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
-                    """,
-                    ct);
-                break;
-            case PortalProviders.Postgres:
-                // One DO block (one transaction) under an advisory lock, so portal instances starting
-                // together do not race. Only what is missing is created: a portal that runs as a role
-                // without DDL rights (see the admin guide) starts fine once the owner has created them.
-                await db.Database.ExecuteSqlRawAsync(
-                    """
-                    DO $do$
-                    BEGIN
-                        PERFORM pg_advisory_xact_lock(hashtext('broker.portal.SecurityEvents_AppendOnly'));
-                        IF to_regprocedure('"SecurityEvents_AppendOnly"()') IS NULL THEN
-                            CREATE FUNCTION "SecurityEvents_AppendOnly"() RETURNS trigger LANGUAGE plpgsql AS $fn$
-                            BEGIN
-                                RAISE EXCEPTION 'security events are append-only' USING ERRCODE = 'insufficient_privilege';
-                            END
-                            $fn$;
-                        END IF;
-                        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '"SecurityEvents"'::regclass AND tgname = 'SecurityEvents_NoUpdateOrDelete') THEN
-                            CREATE TRIGGER "SecurityEvents_NoUpdateOrDelete" BEFORE UPDATE OR DELETE ON "SecurityEvents"
-                                FOR EACH ROW EXECUTE FUNCTION "SecurityEvents_AppendOnly"();
-                        END IF;
-                        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '"SecurityEvents"'::regclass AND tgname = 'SecurityEvents_NoTruncate') THEN
-                            CREATE TRIGGER "SecurityEvents_NoTruncate" BEFORE TRUNCATE ON "SecurityEvents"
-                                FOR EACH STATEMENT EXECUTE FUNCTION "SecurityEvents_AppendOnly"();
-                        END IF;
-                    END
-                    $do$;
-                    """,
-                    ct);
-                break;
+            PortalProviders.Sqlite => SecurityEventsAppendOnlySql.Sqlite,
+            PortalProviders.Postgres => SecurityEventsAppendOnlySql.Postgres,
+            _ => [],
+        };
+        foreach (var sql in statements)
+        {
+            await db.Database.ExecuteSqlRawAsync(sql, ct);
         }
     }
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Broker.Core.Redis;
+using Broker.Core.Throttling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -140,7 +141,7 @@ public sealed partial class SourceFailurePolicy(IConnectionMultiplexer redis, Re
             return AuthPolicyVerdict.Allow;
         }
 
-        Log.Refused(logger, Source(request.Remote), failures);
+        Log.Refused(logger, SourceNetwork.Host(request.Remote), failures);
         return new AuthPolicyVerdict(-1, o.RejectMessage);
     }
 
@@ -157,9 +158,7 @@ public sealed partial class SourceFailurePolicy(IConnectionMultiplexer redis, Re
     }
 
     // Not in RedisKeys (owned by the core): a global per-source key, deliberately outside any user's hash slot.
-    private RedisKey Key(IPAddress remote) => $"{keys.Prefix}:policy:fail:{Source(remote)}";
-
-    internal static string Source(IPAddress remote) => Broker.Core.Throttling.SourceNetwork.Host(remote);
+    private RedisKey Key(IPAddress remote) => $"{keys.Prefix}:policy:fail:{SourceNetwork.Host(remote)}";
 
     private static partial class Log
     {

@@ -276,33 +276,12 @@ namespace Broker.Portal.Data.Migrations.Postgres
                 table: "SecurityEvents",
                 columns: new[] { "UserId", "At" });
 
-            // Added by hand: the audit trail is append-only in the database itself (see
-            // PortalDatabaseInitializer.MakeSecurityEventsAppendOnlyAsync, which ran the same DO block
-            // on every start before migrations): a trigger function raises on UPDATE, DELETE and
-            // TRUNCATE. Advisory lock, and only what is missing is created.
-            migrationBuilder.Sql(
-                """
-                DO $do$
-                BEGIN
-                    PERFORM pg_advisory_xact_lock(hashtext('broker.portal.SecurityEvents_AppendOnly'));
-                    IF to_regprocedure('"SecurityEvents_AppendOnly"()') IS NULL THEN
-                        CREATE FUNCTION "SecurityEvents_AppendOnly"() RETURNS trigger LANGUAGE plpgsql AS $fn$
-                        BEGIN
-                            RAISE EXCEPTION 'security events are append-only' USING ERRCODE = 'insufficient_privilege';
-                        END
-                        $fn$;
-                    END IF;
-                    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '"SecurityEvents"'::regclass AND tgname = 'SecurityEvents_NoUpdateOrDelete') THEN
-                        CREATE TRIGGER "SecurityEvents_NoUpdateOrDelete" BEFORE UPDATE OR DELETE ON "SecurityEvents"
-                            FOR EACH ROW EXECUTE FUNCTION "SecurityEvents_AppendOnly"();
-                    END IF;
-                    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '"SecurityEvents"'::regclass AND tgname = 'SecurityEvents_NoTruncate') THEN
-                        CREATE TRIGGER "SecurityEvents_NoTruncate" BEFORE TRUNCATE ON "SecurityEvents"
-                            FOR EACH STATEMENT EXECUTE FUNCTION "SecurityEvents_AppendOnly"();
-                    END IF;
-                END
-                $do$;
-                """);
+            // Added by hand: the audit trail is append-only in the database itself; the same SQL
+            // guards databases baselined from a release before migrations.
+            foreach (var sql in SecurityEventsAppendOnlySql.Postgres)
+            {
+                migrationBuilder.Sql(sql);
+            }
         }
 
         /// <inheritdoc />

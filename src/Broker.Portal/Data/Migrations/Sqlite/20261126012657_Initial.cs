@@ -274,19 +274,12 @@ namespace Broker.Portal.Data.Migrations.Sqlite
                 table: "SecurityEvents",
                 columns: new[] { "UserId", "At" });
 
-            // Added by hand: the audit trail is append-only in the database itself (see
-            // PortalDatabaseInitializer.MakeSecurityEventsAppendOnlyAsync, which ran the same SQL on
-            // every start before migrations): UPDATE and DELETE of a security event abort.
-            migrationBuilder.Sql(
-                """
-                CREATE TRIGGER IF NOT EXISTS "SecurityEvents_NoUpdate" BEFORE UPDATE ON "SecurityEvents"
-                BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
-                """);
-            migrationBuilder.Sql(
-                """
-                CREATE TRIGGER IF NOT EXISTS "SecurityEvents_NoDelete" BEFORE DELETE ON "SecurityEvents"
-                BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
-                """);
+            // Added by hand: the audit trail is append-only in the database itself; the same SQL
+            // guards databases baselined from a release before migrations.
+            foreach (var sql in SecurityEventsAppendOnlySql.Sqlite)
+            {
+                migrationBuilder.Sql(sql);
+            }
         }
 
         /// <inheritdoc />

@@ -320,6 +320,15 @@ public sealed partial class SelfRegistrationTests
         Assert.Contains(failure.Failures, f => f.Contains("'*.example.net'", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Startup_NegativeUnfinishedAccountRetention_FailsEvenWithSelfRegistrationOff()
+    {
+        // The sweep runs either way; a negative retention would remove accounts whose link still works.
+        var failure = await StartupFailureAsync(new() { ["Broker:Portal:SelfRegistration:UnfinishedAccountRetention"] = "-1.00:00:00" });
+
+        Assert.Contains(failure.Failures, f => f.Contains("Broker:Portal:SelfRegistration:UnfinishedAccountRetention must be between 0 and 365 days", StringComparison.Ordinal));
+    }
+
     internal static async Task<PortalEnvironment> StartEnabledAsync(SmtpSink sink, Dictionary<string, string?>? extra = null, PostgresCluster? postgres = null)
     {
         var config = sink.NotificationSettings();

@@ -62,9 +62,47 @@ public sealed class BrowserScenarios
         Assert.Equal(403, (await env.ValidateThroughGatewayAsync("alice@example.org", secret, "pop3")).Status);
 
         await page.GotoAsync(env.Origin + "/AppPasswords");
-        Assert.Contains("203.0.113.5", await page.Locator("#app-passwords").TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains(EndToEndEnvironment.DefaultRemoteIp, await page.Locator("#app-passwords").TextContentAsync(), StringComparison.Ordinal);
+
+        // Allowed countries, set under "Limit where it works" (the passkey sign-in above is still the
+        // fresh MFA the form needs). Typed in lower case; the portal stores the code.
+        var countries = page.Locator("#app-passwords input[name='Countries']");
+        await page.Locator("#app-passwords details summary").ClickAsync();
+        await countries.FillAsync("gb");
+        await page.Locator("#app-passwords form:has(input[name='Countries']) button").ClickAsync();
+        await Expect(page.Locator(".flash")).ToContainTextAsync("may be used only from GB");
+        await Expect(page.Locator("#app-passwords .allowed-country")).ToHaveTextAsync("GB");
+
+        // The gateway's validation API now lets the app password in from the United Kingdom only:
+        // not from Germany, and not from an address in no country (the one it was used from so far).
+        var (gbStatus, gbBody) = await env.ValidateThroughGatewayAsync("alice@example.org", secret, "imap", remoteIp: "81.2.69.10");
+        Assert.True(gbStatus == 200, $"validate from GB answered {gbStatus}: {gbBody}");
+        Assert.Contains("\"result\":\"allow\"", gbBody, StringComparison.Ordinal);
+        var (deStatus, deBody) = await env.ValidateThroughGatewayAsync("alice@example.org", secret, "imap", remoteIp: "5.9.1.10");
+        Assert.Equal(403, deStatus);
+        Assert.Contains("\"result\":\"deny\"", deBody, StringComparison.Ordinal);
+        Assert.Equal(403, (await env.ValidateThroughGatewayAsync("alice@example.org", secret, "imap")).Status);
+
+        // The list, with the limit open as the user guide shows it.
+        await page.GotoAsync(env.Origin + "/AppPasswords");
+        await Expect(page.Locator("#app-passwords")).ToContainTextAsync("81.2.69.10");
+        await page.Locator("#app-passwords details summary").ClickAsync();
+        await Expect(countries).ToHaveValueAsync("GB");
         await EndToEndEnvironment.ScreenshotAsync(page, "08-app-passwords-list");
-        await page.GotoAsync(env.Origin + "/Security/Activity");
+        // Refused mail logins reach the activity page through the audit outbox, shortly after the fact.
+        for (var i = 0; i < 40; i++)
+        {
+            await page.GotoAsync(env.Origin + "/Security/Activity");
+            if ((await page.Locator("main").TextContentAsync())!.Contains(Broker.Core.Audit.AuditKinds.UsedOutsideLimits, StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            await Task.Delay(250);
+        }
+
+        await Expect(page.Locator("main")).ToContainTextAsync(Broker.Core.Audit.AuditKinds.UsedOutsideLimits);
+        await Expect(page.Locator("main")).ToContainTextAsync(Broker.Core.Audit.AuditKinds.MailLoginDenied);
         await EndToEndEnvironment.ScreenshotAsync(page, "09-activity");
 
         // Revoking in the UI stops the mail login at once.

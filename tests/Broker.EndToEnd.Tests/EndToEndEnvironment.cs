@@ -1,4 +1,5 @@
 using System.Net.Http.Json;
+using Broker.Core;
 using Broker.Gateway;
 using Broker.Portal;
 using Broker.Portal.Accounts;
@@ -7,6 +8,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Playwright;
 
 namespace Broker.EndToEnd.Tests;
@@ -15,6 +17,7 @@ namespace Broker.EndToEnd.Tests;
 /// The whole system as a person meets it: real redis-server, validation, portal and the YARP gateway
 /// in front, each on real Kestrel; Debian chromium driven by Playwright with a CDP virtual
 /// authenticator. The browser talks to http://localhost:PORT (the gateway), the origin passkeys are bound to.
+/// A test country database (<see cref="TestMmdbWriter.Standard"/>) is configured, so country limits can be set.
 /// </summary>
 public sealed class EndToEndEnvironment : IAsyncDisposable
 {
@@ -33,9 +36,15 @@ public sealed class EndToEndEnvironment : IAsyncDisposable
 
     public required IPlaywright Playwright { get; init; }
 
+    /// <summary>The address <see cref="ValidateThroughGatewayAsync"/> logs in from unless told otherwise; the test country database places it in no country.</summary>
+    public const string DefaultRemoteIp = "203.0.113.5";
+
     public static async Task<EndToEndEnvironment> StartAsync(IDictionary<string, string?>? extra = null)
     {
         var redis = await RedisServer.StartAsync();
+        // The validation and portal apps share this configuration: the portal offers the
+        // allowed-countries field, and the validation API judges logins by the same file.
+        var countries = TestCountryDatabase.Create();
         var dataDir = Path.Combine(Path.GetTempPath(), "broker-e2e-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dataDir);
         var gatewayPort = FreePort.Get();
@@ -47,6 +56,7 @@ public sealed class EndToEndEnvironment : IAsyncDisposable
         config["Broker:Portal:Mail:SmtpHost"] = "smtp.example.org";
         config["Broker:Portal:Mail:Domain"] = "example.org";
         config["Logging:LogLevel:Broker"] = "Information";
+        config["Broker:GeoIp:CountryDatabase"] = countries.Path;
         foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
         {
             config[k] = v;
@@ -55,7 +65,14 @@ public sealed class EndToEndEnvironment : IAsyncDisposable
 
         var validation = await BrokerApps.StartValidationAsync(config);
         var logs = new CapturingLoggerProvider();
-        var portal = await BrokerApps.StartAsync(config, s => s.AddBrokerPortal(), app => app.MapBrokerPortal(), logs);
+        // As Broker.Host composes the portal role: it also stores the mail side's audit events, so
+        // refused mail logins show on the activity pages.
+        var portal = await BrokerApps.StartAsync(config, s =>
+        {
+            s.AddBrokerPortal();
+            s.AddBrokerAuditAndNotifications();
+            s.TryAddEnumerable(ServiceDescriptor.Singleton<Broker.Core.Audit.IAuditSink, Broker.Portal.Activity.MailAuditSink>());
+        }, app => app.MapBrokerPortal(), logs);
         var gatewayConfig = new Dictionary<string, string?>(config)
         {
             ["Broker:Gateway:ValidationDestinations:local"] = validation.Address.ToString(),
@@ -73,10 +90,13 @@ public sealed class EndToEndEnvironment : IAsyncDisposable
         var env = new EndToEndEnvironment { Origin = origin, Portal = portal, Browser = browser, Playwright = playwright, PortalLogs = logs };
         env._owned.AddRange([gateway, portal, validation, redis]);
         env._dataDir = dataDir;
+        env._countries = countries;
         return env;
     }
 
     private string? _dataDir;
+
+    private TestCountryDatabase? _countries;
 
     /// <summary>A fresh browser context with a virtual platform authenticator (resident keys, user verification).</summary>
     public async Task<IPage> NewPageWithAuthenticatorAsync()
@@ -108,12 +128,16 @@ public sealed class EndToEndEnvironment : IAsyncDisposable
         return link;
     }
 
-    /// <summary>What a mail server does: POST /v1/validate on the gateway with its API key.</summary>
-    public async Task<(int Status, string Body)> ValidateThroughGatewayAsync(string username, string password, string service)
+    /// <summary>
+    /// What a mail server does: POST /v1/validate on the gateway with its API key, for a client at
+    /// <paramref name="remoteIp"/>. In the test country database 81.2.69.0/24 is GB, 5.9.0.0/16 DE
+    /// (5.9.100.0/24 FR), 89.160.20.0/24 SE and 216.160.83.0/24 US; private ranges are never in a country.
+    /// </summary>
+    public async Task<(int Status, string Body)> ValidateThroughGatewayAsync(string username, string password, string service, string remoteIp = DefaultRemoteIp)
     {
         using var http = new HttpClient { BaseAddress = new Uri(Origin) };
         http.DefaultRequestHeaders.Add(Broker.Core.Callers.CallerKeyOptions.HeaderName, BrokerApps.CallerKey);
-        using var response = await http.PostAsJsonAsync("/v1/validate", new { username, password, service, remoteIp = "203.0.113.5" });
+        using var response = await http.PostAsJsonAsync("/v1/validate", new { username, password, service, remoteIp });
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
@@ -175,6 +199,7 @@ public sealed class EndToEndEnvironment : IAsyncDisposable
         }
 
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _countries?.Dispose();
         if (_dataDir is not null)
         {
             try

@@ -107,16 +107,13 @@ internal static class AppPasswordScripts
         return {'allow', c[1], fresh, kf}
         """;
 
-    // KEYS: failures of one source network (current window), (previous window).
-    // ARGV: 'fail' to count one failure or 'check' to only read, weight of previous window, window(ms).
-    // Returns the sliding-window failure count as a string (Lua numbers would be truncated).
-    public const string Network = """
-        if ARGV[1] == 'fail' then
-          redis.call('INCR', KEYS[1])
-          redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
-        end
-        local r = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(redis.call('GET', KEYS[2]) or '0') * tonumber(ARGV[2])
-        return tostring(r)
+    // KEYS: failures of one source network in the current window. ARGV: window(ms).
+    // Counts one failure; the key outlives its window so the next window can weigh it.
+    // (Reading the sliding-window count is a plain MGET of this bucket and the previous one.)
+    public const string NetworkFailure = """
+        redis.call('INCR', KEYS[1])
+        redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[1]))
+        return 1
         """;
 
     // KEYS: cred, ids. ARGV: id, hash, owner, name, scopes, created(ms), exp(ms), max-per-user, approved networks.

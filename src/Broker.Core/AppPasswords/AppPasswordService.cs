@@ -322,19 +322,19 @@ public sealed partial class AppPasswordService(
         double networkFailures = 0;
         try
         {
-            // The per-network counter lives in another slot, so it is read by its own script,
-            // pipelined with the user's: both travel in the same round trip.
-            Task<RedisResult>? networkCall = null;
+            // The per-network counter lives in another slot, so it is read by its own command,
+            // pipelined with the user's script: both travel in the same round trip.
+            Task<double>? networkCall = null;
             parts = (RedisResult[]?)await Run(db =>
             {
                 // Started inside Run, so that a synchronous client error is a store failure too.
                 var userCall = db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs);
-                networkCall = t.Enabled && network is not null ? NetworkScript(db, network, window, "check") : null;
+                networkCall = t.Enabled && network is not null ? NetworkFailuresAsync(db, network, window) : null;
                 return userCall;
             }, ct) ?? [];
             if (networkCall is not null)
             {
-                networkFailures = double.Parse((string?)await Run(_ => networkCall, ct) ?? "0", CultureInfo.InvariantCulture);
+                networkFailures = await Run(_ => networkCall, ct);
             }
         }
         catch (StoreUnavailableException)
@@ -537,8 +537,7 @@ public sealed partial class AppPasswordService(
         }
 
         var window = new Window(Now(), t.Window);
-        var rate = (string?)await Run(db => NetworkScript(db, network, window, "check"), ct);
-        return double.Parse(rate ?? "0", CultureInfo.InvariantCulture) >= t.PerNetwork;
+        return await Run(db => NetworkFailuresAsync(db, network, window), ct) >= t.PerNetwork;
     }
 
     private string? NetworkOf(string? ip) => SourceNetwork.Of(ip, throttling.Value.IPv4Prefix, throttling.Value.IPv6Prefix);
@@ -554,7 +553,11 @@ public sealed partial class AppPasswordService(
 
         try
         {
-            _ = NetworkScript(Db, network, window, "fail", CommandFlags.FireAndForget);
+            _ = Db.ScriptEvaluateAsync(
+                AppPasswordScripts.NetworkFailure,
+                [keys.NetworkFailures(network, window.Current)],
+                [(long)t.Window.TotalMilliseconds],
+                CommandFlags.FireAndForget);
         }
         catch (RedisException)
         {
@@ -562,13 +565,20 @@ public sealed partial class AppPasswordService(
         }
     }
 
-    /// <summary>Reads (<c>check</c>) or counts a failure for (<c>fail</c>) a source network's sliding window.</summary>
-    private Task<RedisResult> NetworkScript(IDatabase db, string network, Window window, string mode, CommandFlags flags = CommandFlags.None) =>
-        db.ScriptEvaluateAsync(
-            AppPasswordScripts.Network,
-            [keys.NetworkFailures(network, window.Current), keys.NetworkFailures(network, window.Current - 1)],
-            [mode, window.PreviousWeight, (long)throttling.Value.Window.TotalMilliseconds],
-            flags);
+    /// <summary>
+    /// Failures counted against a source network in the sliding window. A plain MGET (both buckets
+    /// share the network's slot), not a script: it is on every validation's path, and Redis runs it
+    /// for a fraction of a script call's cost.
+    /// </summary>
+    private async Task<double> NetworkFailuresAsync(IDatabase db, string network, Window window)
+    {
+        var counts = await db.StringGetAsync([keys.NetworkFailures(network, window.Current), keys.NetworkFailures(network, window.Current - 1)]);
+        return Count(counts[0]) + (Count(counts[1]) * window.Weight);
+
+        // Only INCR writes these keys; anything else means the store is not what Broker wrote: no decision.
+        static long Count(RedisValue v) =>
+            v.IsNull ? 0 : v.TryParse(out long n) ? n : throw new RedisException("A network failure counter is not a number.");
+    }
 
     /// <summary>
     /// Sliding window approximated by two fixed buckets: the current count plus the previous
@@ -581,11 +591,16 @@ public sealed partial class AppPasswordService(
             var ms = now.ToUnixTimeMilliseconds();
             var len = (long)length.TotalMilliseconds;
             Current = ms / len;
-            PreviousWeight = Math.Round(1 - ((double)(ms % len) / len), 4).ToString(CultureInfo.InvariantCulture);
+            Weight = Math.Round(1 - ((double)(ms % len) / len), 4);
+            PreviousWeight = Weight.ToString(CultureInfo.InvariantCulture);
         }
 
         public long Current { get; }
 
+        /// <summary>How much of the previous bucket still overlaps the window, 0..1.</summary>
+        public double Weight { get; }
+
+        /// <summary><see cref="Weight"/> as a script argument.</summary>
         public string PreviousWeight { get; }
     }
 
@@ -602,7 +617,7 @@ public sealed partial class AppPasswordService(
             await db.PingAsync().WaitAsync(timeout, ct);
             foreach (var server in redis.GetServers())
             {
-                foreach (var script in (string[])[AppPasswordScripts.Validate, AppPasswordScripts.Network, AppPasswordScripts.Issue, AppPasswordScripts.Renew, AppPasswordScripts.Revoke])
+                foreach (var script in (string[])[AppPasswordScripts.Validate, AppPasswordScripts.NetworkFailure, AppPasswordScripts.Issue, AppPasswordScripts.Renew, AppPasswordScripts.Revoke])
                 {
                     await server.ScriptLoadAsync(script).WaitAsync(timeout, ct);
                 }

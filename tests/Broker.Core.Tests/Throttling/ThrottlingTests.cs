@@ -1,5 +1,6 @@
 using Broker.Core.AppPasswords;
 using Broker.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Core.Tests.Throttling;
 
@@ -103,6 +104,48 @@ public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, 
         Assert.Equal(DenyReason.Throttled, (await Store.ValidateAsync(victim, victimPassword.Secret, From(sprayer, 7))).Reason);
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(colleague, colleaguePassword.Secret, From(sprayer, 1))).Result);
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(victim, victimPassword.Secret, From(Net()))).Result);
+    }
+
+    [Fact]
+    public async Task SourceThrottling_FadesWithTheSlidingWindow()
+    {
+        // Start on a window boundary, so how much of the previous window still counts is known.
+        var window = TimeSpan.FromMinutes(15);
+        Time.Advance(window - TimeSpan.FromTicks(Time.GetUtcNow().ToUnixTimeMilliseconds() % (long)window.TotalMilliseconds * TimeSpan.TicksPerMillisecond));
+        var sprayer = Net();
+        for (var u = 0; u < 80; u++)
+        {
+            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(sprayer, 200));
+        }
+
+        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{sprayer}.1"); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.1"));
+
+        // A quarter into the next window, 3/4 of the 80 failures still count: 60, over the limit of 50.
+        Time.Advance(window + (window / 4));
+        Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.1"));
+
+        // Half-way: 40, under it.
+        Time.Advance(window / 4);
+        Assert.False(await Store.IsNetworkThrottledAsync($"{sprayer}.1"));
+    }
+
+    [Fact]
+    public async Task CorruptSourceCounter_IsATemporaryFailure_NeverADecision()
+    {
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+        var network = Net();
+        var keys = Services.GetRequiredService<Broker.Core.Redis.RedisKeys>();
+        var bucket = Time.GetUtcNow().ToUnixTimeMilliseconds() / (long)TimeSpan.FromMinutes(15).TotalMilliseconds;
+        await Redis.GetDatabase().StringSetAsync(keys.NetworkFailures($"{network}.0/24", bucket), "not a number", TimeSpan.FromMinutes(5));
+
+        Assert.Equal(ValidationResult.Unavailable, (await Store.ValidateAsync(User, issued.Secret, From(network))).Result);
+        await Assert.ThrowsAsync<StoreUnavailableException>(() => Store.IsNetworkThrottledAsync($"{network}.1"));
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(Net()))).Result);
     }
 
     [Fact]

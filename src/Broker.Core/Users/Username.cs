@@ -4,7 +4,7 @@ namespace Broker.Core.Users;
 
 /// <summary>
 /// The one rule that turns what a person or a mail server typed into the owner key of
-/// app passwords: Unicode NFKC, trimmed, lower-cased with the invariant culture.
+/// app passwords: Unicode NFKC, trimmed, lower-cased with the invariant culture, NFKC again.
 /// </summary>
 /// <remarks>
 /// NFKC first so that full-width or composed forms of the same name cannot create a
@@ -33,7 +33,10 @@ public static class Username
         string candidate;
         try
         {
-            candidate = raw.Normalize(NormalizationForm.FormKC).Trim().ToLowerInvariant();
+            // NFKC again after lower-casing: an upper-case letter with a combining mark (J + caron)
+            // has no precomposed form, its lower-case one does (ǰ). Without it the rule would not be
+            // idempotent, and the composed and decomposed spellings would be two owners.
+            candidate = raw.Normalize(NormalizationForm.FormKC).Trim().ToLowerInvariant().Normalize(NormalizationForm.FormKC);
         }
         catch (ArgumentException)
         {

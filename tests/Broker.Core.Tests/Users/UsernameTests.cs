@@ -15,6 +15,39 @@ public sealed class UsernameTests
         Assert.Equal(expected, normalized);
     }
 
+    [Fact]
+    public void TryNormalize_ComposedAndDecomposedSpellings_AreOneOwner()
+    {
+        Assert.True(Username.TryNormalize("J\u030Cohn@example.com", out var decomposed));
+        Assert.True(Username.TryNormalize("\u01F0ohn@example.com", out var composed));
+        Assert.Equal(composed, decomposed);
+    }
+
+    [Fact]
+    public void TryNormalize_IsIdempotent_ForEveryLetterWithEveryCombiningMark()
+    {
+        // What the portal stores is normalised again by every mail login: f(f(x)) must be f(x).
+        var failures = new List<string>();
+        for (var letter = 0x41; letter < 0x2000; letter++)
+        {
+            if (!char.IsLetter((char)letter))
+            {
+                continue;
+            }
+
+            for (var mark = 0x300; mark < 0x370; mark++)
+            {
+                var raw = $"{(char)letter}{(char)mark}x";
+                if (Username.TryNormalize(raw, out var once) && (!Username.TryNormalize(once, out var twice) || twice != once))
+                {
+                    failures.Add($"U+{letter:X4} U+{mark:X4}");
+                }
+            }
+        }
+
+        Assert.Empty(failures);
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("")]

@@ -64,6 +64,27 @@ public sealed class RedisServer : IAsyncDisposable
         await FreePort.WaitListeningAsync(Port, TimeSpan.FromSeconds(10));
     }
 
+    /// <summary>
+    /// Freezes the server (SIGSTOP): connections stay open but nothing is answered, the way a
+    /// swapping or overloaded Redis looks to a client. Calls then time out instead of failing.
+    /// </summary>
+    public Task PauseAsync() => SignalAsync("STOP");
+
+    /// <summary>Lets a paused server run again (SIGCONT); it answers what queued up meanwhile.</summary>
+    public Task ResumeAsync() => SignalAsync("CONT");
+
+    private async Task SignalAsync(string signal)
+    {
+        var pid = (_process ?? throw new InvalidOperationException("Not running.")).Id;
+        using var kill = Process.Start(Tool.Find("kill"), [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+            ?? throw new InvalidOperationException("kill did not start.");
+        await kill.WaitForExitAsync();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -{signal} {pid} failed with exit code {kill.ExitCode}.");
+        }
+    }
+
     /// <summary>Kills the server (SIGKILL: no chance to save, like a crash).</summary>
     public async Task StopAsync()
     {

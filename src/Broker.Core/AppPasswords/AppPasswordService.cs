@@ -517,12 +517,37 @@ public sealed partial class AppPasswordService(
         return hash is not null && await Run(db => db.HashSetAsync(keys.Credential(owner, hash), "warned", ToMs(Now()), When.NotExists), ct);
     }
 
-    /// <summary>Owners that have been issued app passwords, in pages (SSCAN of one set, not a keyspace scan).</summary>
+    /// <summary>
+    /// Owners that have been issued app passwords, in pages (SSCAN of one set, not a keyspace scan).
+    /// A store failure while paging is a <see cref="StoreUnavailableException"/>, as for every other call.
+    /// </summary>
     public async IAsyncEnumerable<string> OwnersAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
-        await foreach (var owner in Db.SetScanAsync(keys.Owners, pageSize: 500).WithCancellation(ct))
+        var pages = Db.SetScanAsync(keys.Owners, pageSize: 500).WithCancellation(ct).GetAsyncEnumerator();
+        await using (pages)
         {
-            yield return owner!;
+            while (true)
+            {
+                bool more;
+                try
+                {
+                    // Each page is a round trip of its own outside Run: a stalled server surfaces here as
+                    // a RedisTimeoutException, which is a TimeoutException and not a RedisException.
+                    more = await pages.MoveNextAsync();
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+                {
+                    Log.StoreFailed(logger, ex.GetType().Name, ex.Message);
+                    throw new StoreUnavailableException("The credential store is unavailable.", ex);
+                }
+
+                if (!more)
+                {
+                    yield break;
+                }
+
+                yield return pages.Current!;
+            }
         }
     }
 

@@ -54,8 +54,10 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
             {
                 taken = await PumpOnceAsync(stoppingToken);
             }
-            catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
+                // Whatever fails (a stalled store times out as a TimeoutException, not a RedisException),
+                // the next poll tries again: an exception out of ExecuteAsync would stop the whole host.
                 Log.OutboxUnavailable(logger, ex.GetType().Name);
                 taken = 0;
             }

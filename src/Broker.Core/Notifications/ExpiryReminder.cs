@@ -52,9 +52,15 @@ public sealed partial class ExpiryReminder(AppPasswordService store, MailNotifie
                 var reminded = await RemindAsync(stoppingToken);
                 Log.Reminded(logger, reminded.Count);
             }
-            catch (Exception ex) when (ex is StoreUnavailableException or StackExchange.Redis.RedisException)
+            catch (StoreUnavailableException ex)
             {
-                Log.Failed(logger, ex.GetType().Name);
+                Log.Failed(logger, ex.InnerException?.GetType().Name ?? ex.GetType().Name);
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                // Whatever goes wrong, the next run tries again: an exception out of ExecuteAsync stops
+                // the whole host (BackgroundServiceExceptionBehavior.StopHost), and with it the portal.
+                Log.Crashed(logger, ex);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
@@ -67,5 +73,8 @@ public sealed partial class ExpiryReminder(AppPasswordService store, MailNotifie
 
         [LoggerMessage(EventId = 1305, Level = LogLevel.Warning, Message = "Expiry reminders skipped: store unavailable ({ErrorType})")]
         public static partial void Failed(ILogger logger, string errorType);
+
+        [LoggerMessage(EventId = 1307, Level = LogLevel.Error, Message = "Expiry reminders failed; retrying at the next run")]
+        public static partial void Crashed(ILogger logger, Exception exception);
     }
 }

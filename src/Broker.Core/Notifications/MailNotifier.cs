@@ -208,8 +208,11 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
             {
                 return await redis.GetDatabase().StringSetAsync(key, time.GetUtcNow().ToUnixTimeMilliseconds(), O.FailureNoticeInterval, When.NotExists);
             }
-            catch (RedisException)
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
+                // A stalled store times out (RedisTimeoutException is a TimeoutException, not a
+                // RedisException): skip this notice, never the rest of the batch.
+                Log.NoticeCheckFailed(logger, ex.GetType().Name);
                 return false;
             }
         }
@@ -259,5 +262,8 @@ public sealed partial class MailNotifier(IOptions<NotificationOptions> options, 
 
         [LoggerMessage(EventId = 1306, Level = LogLevel.Warning, Message = "Repeated-failure notice skipped: store unavailable ({ErrorType})")]
         public static partial void AccountCheckFailed(ILogger logger, string errorType);
+
+        [LoggerMessage(EventId = 1308, Level = LogLevel.Warning, Message = "Notice skipped: could not check when the last one was sent, store unavailable ({ErrorType})")]
+        public static partial void NoticeCheckFailed(ILogger logger, string errorType);
     }
 }

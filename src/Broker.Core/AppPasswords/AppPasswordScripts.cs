@@ -130,6 +130,8 @@ internal static class AppPasswordScripts
         """;
 
     // KEYS: cred, ids, meta. ARGV: id, new exp(ms), now(ms).
+    // Clears the expiry-reminder mark: the reminder was about the old expiry, and the new one
+    // deserves its own.
     public const string Renew = """
         local c = redis.call('HMGET', KEYS[1], 'id', 'exp', 'rev', 'created')
         if c[1] ~= ARGV[1] then return 'missing' end
@@ -137,6 +139,7 @@ internal static class AppPasswordScripts
         if c[3] or (nbf and tonumber(c[4]) < tonumber(nbf)) then return 'revoked' end
         if tonumber(c[2]) <= tonumber(ARGV[3]) then return 'expired' end
         redis.call('HSET', KEYS[1], 'exp', ARGV[2])
+        redis.call('HDEL', KEYS[1], 'warned')
         redis.call('PEXPIREAT', KEYS[1], ARGV[2])
         local ttl = redis.call('PTTL', KEYS[2])
         if ttl >= 0 and ttl < tonumber(ARGV[2]) - tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end

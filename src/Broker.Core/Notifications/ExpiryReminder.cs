@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 
 namespace Broker.Core.Notifications;
 
-/// <summary>Once a day, mails owners whose app passwords expire within the warning period, once per app password.</summary>
+/// <summary>Once a day, mails owners whose app passwords expire within the warning period, once per app password and expiry (renewing re-arms it).</summary>
 public sealed partial class ExpiryReminder(AppPasswordService store, MailNotifier notifier, IOptions<NotificationOptions> options, TimeProvider time, ILogger<ExpiryReminder> logger) : BackgroundService
 {
     /// <summary>Sends the reminders due now. Returns the app passwords it reminded about.</summary>

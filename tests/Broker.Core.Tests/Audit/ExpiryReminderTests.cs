@@ -30,6 +30,21 @@ public sealed class ExpiryReminderTests(RedisFixture redis) : AppPasswordStoreBa
     }
 
     [Fact]
+    public async Task Remind_AfterRenew_RemindsAgainBeforeTheNewExpiry()
+    {
+        var soon = await Store.IssueAsync(User, "Soon", ["imap"], TimeSpan.FromDays(3));
+        var options = Options.Create(new NotificationOptions { Enabled = true, SmtpHost = "127.0.0.1", SmtpPort = FreePort.Get(), Security = MailKit.Security.SecureSocketOptions.None });
+        var reminder = new ExpiryReminder(Store, new MailNotifier(options, Time, NullLogger<MailNotifier>.Instance), options, Time, NullLogger<ExpiryReminder>.Instance);
+        Assert.Contains(await reminder.RemindAsync(CancellationToken.None), a => a.Id == soon.AppPassword.Id);
+
+        await Store.RenewAsync(User, soon.AppPassword.Id, TimeSpan.FromDays(10));
+        Assert.DoesNotContain(await reminder.RemindAsync(CancellationToken.None), a => a.Owner == User);
+        Time.Advance(TimeSpan.FromDays(5));
+
+        Assert.Equal([soon.AppPassword.Id], (await reminder.RemindAsync(CancellationToken.None)).Where(a => a.Owner == User).Select(a => a.Id));
+    }
+
+    [Fact]
     public async Task Remind_WithNotificationsOff_UsesNothingUp()
     {
         var soon = await Store.IssueAsync(User, "Soon", ["imap"], TimeSpan.FromDays(3));

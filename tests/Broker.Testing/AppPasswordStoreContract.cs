@@ -96,6 +96,24 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
     }
 
     [Fact]
+    public async Task ChangesToAnExpiredAppPassword_LeaveNoKeyBehind()
+    {
+        var issued = await Store.IssueAsync(User, "Gone", ["imap"], TimeSpan.FromHours(1));
+        var keys = new RedisKeys("broker");
+        var db = Redis.GetDatabase();
+        var credential = keys.Credential(User, (string)(await db.HashGetAsync(keys.CredentialIds(User), issued.AppPassword.Id))!);
+        // What the key's TTL does at expiry; the id's index entry stays until a listing tidies it.
+        await db.KeyDeleteAsync(credential);
+
+        await Assert.ThrowsAsync<AppPasswordException>(() => Store.SetAllowedNetworksAsync(User, issued.AppPassword.Id, ["10.0.0.0/8"]));
+        await Assert.ThrowsAsync<AppPasswordException>(() => Store.SetAllowedCountriesAsync(User, issued.AppPassword.Id, ["DE"]));
+        await Assert.ThrowsAsync<AppPasswordException>(() => Store.SetAllowedNetworksAsync(User, issued.AppPassword.Id, []));
+        Assert.False(await Store.MarkExpiryReminderSentAsync(User, issued.AppPassword.Id));
+
+        Assert.False(await db.KeyExistsAsync(credential));
+    }
+
+    [Fact]
     public async Task AllKeysOfAUser_ShareOneClusterSlot()
     {
         var issued = await Store.IssueAsync(User, "Laptop", ["imap"], null);

@@ -164,6 +164,23 @@ internal static class AppPasswordScripts
         return 'ok'
         """;
 
+    // KEYS: cred. ARGV: id, field, value ('' = remove the field).
+    // Checks the credential first: a plain HSET on one that expired meanwhile would create a
+    // hash without a TTL, kept forever.
+    public const string SetField = """
+        if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 'missing' end
+        if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[2]) else redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
+        return 'ok'
+        """;
+
+    // KEYS: cred. ARGV: id, now(ms).
+    // Marks the expiry reminder as sent; 1 when this call set the mark, 0 when it was set already
+    // or the credential is gone (checked first, as in SetField).
+    public const string MarkReminded = """
+        if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+        return redis.call('HSETNX', KEYS[1], 'warned', ARGV[2])
+        """;
+
     // KEYS: cred. ARGV: id, now(ms), retention(ms).
     public const string Revoke = """
         local c = redis.call('HMGET', KEYS[1], 'id', 'rev')

@@ -482,9 +482,9 @@ public sealed partial class AppPasswordService(
     private async Task<AppPassword> SetListFieldAsync(string owner, string id, string field, List<string> values, CancellationToken ct)
     {
         var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
-        var key = keys.Credential(owner, hash);
-        await Run(db => values.Count == 0 ? db.HashDeleteAsync(key, field) : db.HashSetAsync(key, field, string.Join(',', values)), ct);
-        return await GetAsync(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
+        var result = (string?)await Run(db => db.ScriptEvaluateAsync(
+            AppPasswordScripts.SetField, [keys.Credential(owner, hash)], [id, field, string.Join(',', values)]), ct);
+        return result == "ok" && await GetAsync(owner, id, ct) is { } updated ? updated : throw new AppPasswordException("No such app password.");
     }
 
     /// <summary>
@@ -514,7 +514,8 @@ public sealed partial class AppPasswordService(
     public async Task<bool> MarkExpiryReminderSentAsync(string owner, string id, CancellationToken ct = default)
     {
         var hash = await HashOf(owner, id, ct);
-        return hash is not null && await Run(db => db.HashSetAsync(keys.Credential(owner, hash), "warned", ToMs(Now()), When.NotExists), ct);
+        return hash is not null
+            && (long)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.MarkReminded, [keys.Credential(owner, hash)], [id, ToMs(Now())]), ct) == 1;
     }
 
     /// <summary>

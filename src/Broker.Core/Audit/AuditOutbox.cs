@@ -45,7 +45,7 @@ internal sealed partial class AuditJsonContext : JsonSerializerContext;
 /// Hands audit events from the validation hot path to the portal, which writes them to the
 /// database in batches. Enqueueing is fire-and-forget (no await on the login's path); the queue
 /// is a capped Redis list, so a portal that is down for long loses the oldest events, never
-/// blocks a login.
+/// blocks a login. Events a handler could not take are put back (<see cref="RequeueAsync"/>).
 /// </summary>
 public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys keys, ILogger<AuditOutbox> logger)
 {
@@ -71,7 +71,9 @@ public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys 
     /// <summary>Takes up to <paramref name="max"/> of the oldest events off the queue.</summary>
     public async Task<IReadOnlyList<AuditEvent>> DequeueAsync(int max, CancellationToken ct = default)
     {
-        var values = await redis.GetDatabase().ListRightPopAsync(keys.AuditOutbox, max).WaitAsync(ct);
+        ct.ThrowIfCancellationRequested();
+        // Not abandoned on cancellation: once popped, the events exist only in this answer.
+        var values = await redis.GetDatabase().ListRightPopAsync(keys.AuditOutbox, max);
         var events = new List<AuditEvent>(values.Length);
         foreach (var v in values)
         {
@@ -89,6 +91,30 @@ public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys 
         }
 
         return events;
+    }
+
+    /// <summary>
+    /// Puts events taken off the queue back at its oldest end, so they are the next taken, in
+    /// their order (<paramref name="oldestFirst"/>). The cap still holds: when the queue is full,
+    /// the oldest events are the ones dropped, as for any other.
+    /// </summary>
+    public async Task RequeueAsync(IReadOnlyList<AuditEvent> oldestFirst, CancellationToken ct = default)
+    {
+        if (oldestFirst.Count == 0)
+        {
+            return;
+        }
+
+        // RPUSH appends on the right, where RPOP takes from: the oldest must be pushed last.
+        var values = new RedisValue[oldestFirst.Count];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = JsonSerializer.Serialize(oldestFirst[values.Length - 1 - i], AuditJsonContext.Default.AuditEvent);
+        }
+
+        var db = redis.GetDatabase();
+        await db.ListRightPushAsync(keys.AuditOutbox, values).WaitAsync(ct);
+        await db.ListTrimAsync(keys.AuditOutbox, 0, Capacity - 1).WaitAsync(ct);
     }
 
     private static partial class Log

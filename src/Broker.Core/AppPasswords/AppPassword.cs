@@ -58,6 +58,12 @@ public enum DenyReason
 
     /// <summary>The right app password from outside its allowed countries (and networks), or from an address with no known country.</summary>
     CountryNotAllowed,
+
+    /// <summary>
+    /// The right app password, but new networks need the owner's approval and the mail server
+    /// sent no client address: with no network to check, the login is refused (fail closed).
+    /// </summary>
+    NoClientAddress,
 }
 
 /// <summary>Allow, deny (with an internal reason) or "could not decide" — never allow by default.</summary>

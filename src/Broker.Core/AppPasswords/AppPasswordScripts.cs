@@ -18,6 +18,7 @@ internal static class AppPasswordScripts
     // the credential is right but its use from this network awaits the owner's approval.
     // Allowed networks ('allow') and allowed countries ('ctry') are one limit: a login passes when
     // either matches; denied, the detail is 'country' when a country list exists, else 'network'.
+    // With new-network approval required, a login without a client address is denied ('noaddress').
     // Throttle checks come before the credential is looked at; last use, known networks and
     // the networks a credential was seen on are updated only when every check passed.
     public const string Validate = """
@@ -69,6 +70,9 @@ internal static class AppPasswordScripts
           if not inside and ARGV[16] ~= '' and string.find(',' .. ctry .. ',', ',' .. ARGV[16] .. ',', 1, true) then inside = true end
           if not inside then return {'deny', ctry ~= '' and 'country' or 'network', c[1], kf} end
         end
+        -- Approval is per network: with no client address there is nothing to approve or to
+        -- remember, and letting it through would bypass approval altogether. Fail closed.
+        if net == '' and (m[3] or ARGV[14]) == '1' then return {'deny', 'noaddress', c[1], kf} end
         local fresh = '0'
         if net ~= '' then
           local nets = c[6] or ''

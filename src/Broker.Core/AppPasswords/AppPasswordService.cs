@@ -372,9 +372,9 @@ public sealed partial class AppPasswordService(
         }
 
         var id = string.IsNullOrEmpty(third) ? null : third;
-        // The right secret used for the wrong protocol, or from outside its allowed networks or
-        // countries, is not guessing.
-        if (detail is not "scope" and not "network" and not "country")
+        // The right secret used for the wrong protocol, from outside its allowed networks or
+        // countries, or without an address where approval needs one, is not guessing.
+        if (detail is not "scope" and not "network" and not "country" and not "noaddress")
         {
             CountNetworkFailure(network, window);
         }
@@ -395,6 +395,7 @@ public sealed partial class AppPasswordService(
             "scope" => ValidationOutcome.Deny(DenyReason.ScopeNotAllowed, owner, id),
             "network" => ValidationOutcome.Deny(DenyReason.NetworkNotAllowed, owner, id),
             "country" => ValidationOutcome.Deny(DenyReason.CountryNotAllowed, owner, id),
+            "noaddress" => ValidationOutcome.Deny(DenyReason.NoClientAddress, owner, id),
             _ => ValidationOutcome.Unavailable,
         };
     }

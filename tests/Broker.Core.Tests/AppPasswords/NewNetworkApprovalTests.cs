@@ -8,7 +8,7 @@ public sealed class NewNetworkApprovalTests(RedisFixture redis) : AppPasswordSto
 {
     protected override string RedisConfiguration => redis.Server.Configuration;
 
-    private static ValidationContext From(string ip) => new("imap", ip, "\"name\" \"Thunderbird\"");
+    private static ValidationContext From(string? ip) => new("imap", ip, "\"name\" \"Thunderbird\"");
 
     [Fact]
     public async Task UseFromAnUnapprovedNetwork_IsHeldUntilTheOwnerApproves()
@@ -58,6 +58,43 @@ public sealed class NewNetworkApprovalTests(RedisFixture redis) : AppPasswordSto
 
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From("10.4.4.4"))).Result);
         Assert.Equal(ValidationResult.ApprovalRequired, (await Store.ValidateAsync(User, issued.Secret, From("10.5.5.5"))).Result);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("not-an-address")]
+    public async Task ApprovalRequired_NoClientAddress_IsDeniedAndRecordsNothing(string? remoteIp)
+    {
+        await Store.SetNewNetworkApprovalAsync(User, true);
+        var issued = await Store.IssueAsync(User, "Laptop", ["imap"], null, approvedFromIp: "10.1.1.5");
+
+        var outcome = await Store.ValidateAsync(User, issued.Secret, From(remoteIp));
+
+        Assert.Equal(ValidationResult.Denied, outcome.Result);
+        Assert.Equal(DenyReason.NoClientAddress, outcome.Reason);
+        Assert.Equal(issued.AppPassword.Id, outcome.CredentialId);
+        var listed = Assert.Single(await Store.ListAsync(User));
+        Assert.Null(listed.LastUsed);
+        Assert.Empty(listed.PendingNetworks);
+    }
+
+    [Fact]
+    public async Task ApprovalRequired_NoClientAddress_IsDeniedEvenBeforeAnyNetworkIsKnown()
+    {
+        await Store.SetNewNetworkApprovalAsync(User, true);
+        var issued = await Store.IssueAsync(User, "Phone", ["imap"], null);
+
+        Assert.Equal(DenyReason.NoClientAddress, (await Store.ValidateAsync(User, issued.Secret, From(null))).Reason);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From("10.4.4.4"))).Result);
+    }
+
+    [Fact]
+    public async Task ApprovalOff_NoClientAddress_IsAllowed()
+    {
+        var issued = await Store.IssueAsync(User, "Phone", ["imap"], null, approvedFromIp: "10.6.6.6");
+
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(null))).Result);
     }
 
     [Fact]

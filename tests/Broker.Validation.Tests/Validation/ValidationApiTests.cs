@@ -150,6 +150,27 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
     }
 
     [Fact]
+    public async Task ApprovalRequired_WithoutRemoteIp_IsDenied_AndTheReasonIsLoggedAndAudited()
+    {
+        await _app.AppPasswords.SetNewNetworkApprovalAsync(_user, true);
+        var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null, approvedFromIp: "192.0.2.1");
+
+        using var response = await Validate(new { username = _user, password = issued.Secret, service = "imap" });
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Contains(_logs.Lines, l => l.Contains("Validation denied", StringComparison.Ordinal) && l.Contains("NoClientAddress", StringComparison.Ordinal) && l.Contains(_user, StringComparison.Ordinal));
+        var outbox = _app.Services.GetRequiredService<Broker.Core.Audit.AuditOutbox>();
+        var events = new List<Broker.Core.Audit.AuditEvent>();
+        for (var i = 0; i < 50 && !events.Any(e => e.Username == _user); i++)
+        {
+            events.AddRange(await outbox.DequeueAsync(1000));
+            await Task.Delay(20);
+        }
+
+        Assert.Contains(events, e => e.Username == _user && e.Kind == "Mail login denied" && e.Detail.Contains("NoClientAddress", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task MissingOrWrongCallerKey_Returns401()
     {
         using var anonymous = _app.CreateClient(withCallerKey: false);

@@ -567,6 +567,31 @@ public sealed partial class AppPasswordService(
         return await Run(db => NetworkFailuresAsync(db, network, window), ct) >= t.PerNetwork;
     }
 
+    /// <summary>
+    /// Whether a source network is over its failure limit for a login as <paramref name="user"/>
+    /// (Dovecot's auth-policy hook, before any password is checked). As in <see cref="ValidateAsync"/>,
+    /// a network that is known-good for the user does not count as throttled for them: a source
+    /// spraying many accounts must not lock real users on the same network (a shared NAT) out.
+    /// </summary>
+    public async Task<bool> IsNetworkThrottledAsync(string? remoteIp, string? user, CancellationToken ct = default)
+    {
+        if (!await IsNetworkThrottledAsync(remoteIp, ct))
+        {
+            return false;
+        }
+
+        // Normalised as ValidateAsync does, so "Alice@Example.com " finds alice's known networks.
+        if (!Username.TryNormalize(user, out var owner))
+        {
+            return true;
+        }
+
+        var network = NetworkOf(remoteIp)!;
+        var seen = await Run(db => db.HashGetAsync(keys.KnownNetworks(owner), network), ct);
+        var known = seen.TryParse(out long at) && at + (long)throttling.Value.KnownNetworkLifetime.TotalMilliseconds > ToMs(Now());
+        return !known;
+    }
+
     private string? NetworkOf(string? ip) => SourceNetwork.Of(ip, throttling.Value.IPv4Prefix, throttling.Value.IPv6Prefix);
 
     /// <summary>Counts a failure against the source network, off the answer's path.</summary>

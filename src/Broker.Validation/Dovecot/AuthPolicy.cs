@@ -108,7 +108,8 @@ public interface IAuthPolicy
 
 /// <summary>
 /// Refuses a source before the password check when Broker's own throttling has cut off its
-/// network (the same sliding-window counters every validation updates, see docs/security.md),
+/// network (the same sliding-window counters every validation updates, see docs/security.md;
+/// not for a user whose known-good network it is),
 /// or when the failures Dovecot reported for that address reach <see cref="AuthPolicyOptions.FailureThreshold"/>
 /// (one counter per address, TTL = window; IPv6 per /64) — the latter also catches failures of
 /// other passdbs that never reach Broker.
@@ -129,7 +130,9 @@ public sealed partial class SourceFailurePolicy(IConnectionMultiplexer redis, Re
         }
 
         var o = options.Value;
-        if (await store.IsNetworkThrottledAsync(request.Remote.ToString(), ct))
+        // With the login: where the network is known-good for that user, a sprayer on it does not
+        // lock them out (the same exemption /v1/validate makes).
+        if (await store.IsNetworkThrottledAsync(request.Remote.ToString(), request.Login, ct))
         {
             Log.Throttled(logger, request.Remote.ToString());
             return new AuthPolicyVerdict(-1, o.RejectMessage);

@@ -107,6 +107,41 @@ public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, 
     }
 
     [Fact]
+    public async Task ThrottledNetwork_ForAUserWhoseKnownGoodNetworkItIs_IsNotThrottled()
+    {
+        var sprayer = Net();
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(sprayer, 1))).Result);
+        for (var u = 0; u < 50; u++)
+        {
+            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(sprayer, 200));
+        }
+
+        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{sprayer}.200"); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.200", $"stranger-{Guid.NewGuid():N}"));
+        Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.200", "\0bad\0"));
+        Assert.False(await Store.IsNetworkThrottledAsync($"{sprayer}.9", $"  {User.ToUpperInvariant()} "));
+
+        // Known-good lapses after its lifetime without use (default 30 days); so does the exemption.
+        Time.Advance(TimeSpan.FromDays(30) + TimeSpan.FromMinutes(1));
+        for (var u = 0; u < 50; u++)
+        {
+            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(sprayer, 200));
+        }
+
+        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{sprayer}.200"); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.9", User));
+    }
+
+    [Fact]
     public async Task SourceThrottling_FadesWithTheSlidingWindow()
     {
         // Start on a window boundary, so how much of the previous window still counts is known.

@@ -30,9 +30,39 @@ public sealed class PolicyThrottlingTests(RedisFixture redis) : IClassFixture<Re
         Assert.Equal(0, other.GetProperty("status").GetInt32());
     }
 
-    private static async Task<JsonElement> AskAsync(HttpClient client, string remote)
+    [Fact]
+    public async Task Policy_SprayedNetwork_IsRefusedForStrangers_ButNotForAUserWhoseKnownGoodNetworkItIs()
     {
-        using var response = await client.PostAsJsonAsync("/v1/dovecot/policy?command=allow", new { device_id = "", login = "victim@example.com", mech = "PLAIN", protocol = "imap", pwhash = "abc", remote, session_id = "s1", tls = true });
+        await using var app = await BrokerApps.StartValidationAsync(BrokerApps.BaseConfig(redis.Server.Configuration));
+        using var client = app.CreateClient();
+        var user = $"colleague-{Guid.NewGuid():N}@example.com";
+        var issued = await app.AppPasswords.IssueAsync(user, "Office", ["imap"], null);
+        // The colleague works behind the NAT the sprayer uses: a successful login makes it known-good.
+        using (var ok = await client.PostAsJsonAsync("/v1/validate", new { username = user, password = issued.Secret, service = "imap", remoteIp = "100.64.10.5" }))
+        {
+            ok.EnsureSuccessStatusCode();
+        }
+
+        for (var i = 0; i < 60; i++)
+        {
+            using var r = await client.PostAsJsonAsync("/v1/validate", new { username = $"user{i}@example.com", password = "Spring2026!", service = "imap", remoteIp = "100.64.10.200" });
+        }
+
+        for (var i = 0; i < 50 && !await app.AppPasswords.IsNetworkThrottledAsync("100.64.10.200"); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        var stranger = await AskAsync(client, "100.64.10.77");
+        var colleague = await AskAsync(client, "100.64.10.77", login: " " + user.ToUpperInvariant());
+
+        Assert.Equal(-1, stranger.GetProperty("status").GetInt32());
+        Assert.Equal(0, colleague.GetProperty("status").GetInt32());
+    }
+
+    private static async Task<JsonElement> AskAsync(HttpClient client, string remote, string login = "victim@example.com")
+    {
+        using var response = await client.PostAsJsonAsync("/v1/dovecot/policy?command=allow", new { device_id = "", login, mech = "PLAIN", protocol = "imap", pwhash = "abc", remote, session_id = "s1", tls = true });
         response.EnsureSuccessStatusCode();
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }

@@ -13,7 +13,8 @@ internal static class AppPasswordScripts
     //       7 weight of previous window, 8 limit user+network, 9 limit user, 10 window(ms),
     //       11 known-network lifetime(ms), 12 throttling on ('1'), 13 most networks remembered per credential,
     //       14 new-network approval required by default ('1'), 15 every network containing the client (',a/n,…,'),
-    //       16 the client's country ('' = unknown: matches no allowed country).
+    //       16 the client's country ('' = unknown: matches no allowed country),
+    //       17 '1' = the source network's throttle is not checked yet (see 'check' below).
     // Returns {verdict, reason-or-id, id-or-new-network-flag, known-network-flag}; verdict 'pending' when
     // the credential is right but its use from this network awaits the owner's approval.
     // Allowed networks ('allow') and allowed countries ('ctry') are one limit: a login passes when
@@ -21,6 +22,10 @@ internal static class AppPasswordScripts
     // With new-network approval required, a login without a client address is denied ('noaddress').
     // Throttle checks come before the credential is looked at; last use, known networks and
     // the networks a credential was seen on are updated only when every check passed.
+    // Verdict 'check' (only with ARGV[17] = '1'): every check here passed, but the network is not
+    // known-good for the user, so the source network's throttle (its counter lives in another
+    // slot; the caller reads it) still applies. Nothing has been written: the caller refuses the
+    // login as throttled, or runs the script again with ARGV[17] = '0' to record it.
     public const string Validate = """
         local now = tonumber(ARGV[2])
         local net = ARGV[6]
@@ -75,6 +80,9 @@ internal static class AppPasswordScripts
         if net == '' and (m[3] or ARGV[14]) == '1' then return {'deny', 'noaddress', c[1], kf} end
         local fresh = '0'
         if net ~= '' then
+          -- Recording success first and refusing afterwards would make the network known-good
+          -- (the next attempt passes) and hide its first use from the owner.
+          if not known and ARGV[17] == '1' then return {'check', c[1], '', kf} end
           local nets = c[6] or ''
           if not string.find(',' .. nets .. ',', ',' .. net .. ',', 1, true) then
             if (m[3] or ARGV[14]) == '1' and nets ~= '' then

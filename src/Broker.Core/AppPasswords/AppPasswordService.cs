@@ -271,7 +271,9 @@ public sealed partial class AppPasswordService(
 
     /// <summary>
     /// Checks a username and app password for a service. One Redis round trip: look-up, owner,
-    /// revocation, expiry and scope checks, and the last-use update happen in one script.
+    /// revocation, expiry and scope checks, and the last-use update happen in one script. The
+    /// right secret from a network that is not known-good for the user takes a second one, so
+    /// that nothing is recorded for a login the source network's throttle then refuses.
     /// Never throws for bad input or a dead store: the outcome says deny or unavailable.
     /// </summary>
     public async Task<ValidationOutcome> ValidateAsync(string? user, string? password, ValidationContext context, CancellationToken ct = default)
@@ -317,6 +319,7 @@ public sealed partial class AppPasswordService(
             // Looked up here, not in Lua, so the script stays one round trip; not at all for input
             // that never reaches a credential.
             hash is null ? string.Empty : countries.CountryOf(context.RemoteIp) ?? string.Empty,
+            t.Enabled && network is not null ? "1" : "0",
         ];
         RedisResult[] parts;
         double networkFailures = 0;
@@ -355,6 +358,38 @@ public sealed partial class AppPasswordService(
         // A source spraying many users is refused on every account except where that network is
         // already known-good for the user: an attacker cannot lock real users out.
         var networkThrottled = t.Enabled && network is not null && !knownNetwork && networkFailures >= t.PerNetwork;
+        if (verdict == "check" && detail is not null)
+        {
+            // The right secret from a network that is not known-good: the script stopped before
+            // recording anything, so a throttled source leaves no success behind (no known-good
+            // mark that would let the next attempt through, no first use the owner is never told of).
+            if (networkThrottled)
+            {
+                CountNetworkFailure(network, window);
+                return ValidationOutcome.Deny(DenyReason.Throttled, owner, detail);
+            }
+
+            // Not throttled: run again, recording this time. Every check is made again, atomically.
+            userArgs[^1] = "0";
+            try
+            {
+                parts = (RedisResult[]?)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs), ct) ?? [];
+            }
+            catch (StoreUnavailableException)
+            {
+                return ValidationOutcome.Unavailable;
+            }
+
+            if (parts.Length < 4)
+            {
+                return ValidationOutcome.Unavailable;
+            }
+
+            verdict = (string?)parts[0];
+            detail = (string?)parts[1];
+            third = (string?)parts[2];
+        }
+
         if (verdict == "allow" && detail is not null)
         {
             if (networkThrottled)

@@ -141,6 +141,65 @@ public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, 
         Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.9", User));
     }
 
+    private async Task SprayAsync(string network)
+    {
+        for (var u = 0; u < 50; u++)
+        {
+            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(network, 200));
+        }
+
+        // Fire-and-forget counters: wait until the source is seen as throttled.
+        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{network}.200"); i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(await Store.IsNetworkThrottledAsync($"{network}.200"));
+    }
+
+    [Fact]
+    public async Task RightSecret_FromAThrottledNetwork_RecordsNothing_AndItsFirstUseIsReportedOnceTheThrottleLifts()
+    {
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
+        string home = Net(), sprayer = Net();
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(home))).Result);
+        await SprayAsync(sprayer);
+
+        var first = await Store.ValidateAsync(User, issued.Secret, From(sprayer, 7));
+        var again = await Store.ValidateAsync(User, issued.Secret, From(sprayer, 7));
+
+        Assert.Equal(DenyReason.Throttled, first.Reason);
+        // Nothing made the network known-good for the user: the second attempt is refused too.
+        Assert.Equal(DenyReason.Throttled, again.Reason);
+        var listed = Assert.Single(await Store.ListAsync(User));
+        Assert.Equal([$"{home}.0/24"], listed.Networks);
+        Assert.Equal($"{home}.5", listed.LastUsed?.RemoteIp);
+
+        Time.Advance(TimeSpan.FromMinutes(31));
+        var later = await Store.ValidateAsync(User, issued.Secret, From(sprayer, 7));
+
+        Assert.Equal(ValidationResult.Allowed, later.Result);
+        Assert.True(later.FirstUseFromNetwork);
+    }
+
+    [Fact]
+    public async Task RightSecret_FromAThrottledNetwork_WithApprovalOn_IsAskedForOnlyOnceTheThrottleLifts()
+    {
+        await Store.SetNewNetworkApprovalAsync(User, true);
+        string home = Net(), sprayer = Net();
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null, approvedFromIp: $"{home}.1");
+        await SprayAsync(sprayer);
+
+        Assert.Equal(DenyReason.Throttled, (await Store.ValidateAsync(User, issued.Secret, From(sprayer, 7))).Reason);
+        Assert.Empty(Assert.Single(await Store.ListAsync(User)).PendingNetworks);
+
+        Time.Advance(TimeSpan.FromMinutes(31));
+        var later = await Store.ValidateAsync(User, issued.Secret, From(sprayer, 7));
+
+        Assert.Equal(ValidationResult.ApprovalRequired, later.Result);
+        Assert.True(later.FirstUseFromNetwork);
+    }
+
     [Fact]
     public async Task SourceThrottling_FadesWithTheSlidingWindow()
     {

@@ -60,11 +60,26 @@ public static partial class NginxAuthApi
         switch (outcome.Result)
         {
             case ValidationResult.Allowed:
+                // The allow is already recorded (last use, counters, audit): nothing below may throw.
+                // Kestrel refuses a response header value that is not ASCII by throwing, which would
+                // turn a right password into an HTTP 500. Every value here is ASCII by construction
+                // (an IP address, a number, a BackendPassword checked at start-up) except the username.
                 response["Auth-Status"] = "OK";
                 response["Auth-Server"] = backend.Address.ToString();
                 response["Auth-Port"] = backend.Port.ToString(CultureInfo.InvariantCulture);
-                // The canonical name, so the backend sees one spelling per user.
-                response["Auth-User"] = outcome.Username;
+                if (outcome.Username is { } canonical && IsPrintableAscii(canonical))
+                {
+                    // The canonical name, so the backend sees one spelling per user. nginx copies this
+                    // header verbatim, no percent-decoding, so a non-ASCII name cannot be carried in it.
+                    response["Auth-User"] = canonical;
+                }
+                else if (outcome.Username is not null)
+                {
+                    // Without Auth-User nginx logs in to the backend with the name the client typed,
+                    // which Broker has just accepted for this user.
+                    Log.CanonicalNameNotSent(logger);
+                }
+
                 if (o.BackendPassword is { Length: > 0 } secret)
                 {
                     response["Auth-Pass"] = secret;
@@ -98,6 +113,9 @@ public static partial class NginxAuthApi
         return TypedResults.Ok();
     }
 
+    /// <summary>Characters an HTTP header value can carry without Kestrel refusing them or nginx trimming them.</summary>
+    internal static bool IsPrintableAscii(string value) => value.Length > 0 && value.All(c => c is >= '!' and <= '~');
+
     private static partial class Log
     {
         [LoggerMessage(EventId = 4201, Level = LogLevel.Information, Message = "nginx auth request refused as malformed: {Reason}")]
@@ -105,5 +123,8 @@ public static partial class NginxAuthApi
 
         [LoggerMessage(EventId = 4202, Level = LogLevel.Error, Message = "nginx asked for protocol {Protocol}, which has no backend in Broker:Nginx:Backends")]
         public static partial void NoBackend(ILogger logger, string protocol);
+
+        [LoggerMessage(EventId = 4203, Level = LogLevel.Debug, Message = "Canonical username is not printable ASCII: no Auth-User sent, nginx keeps the client's login")]
+        public static partial void CanonicalNameNotSent(ILogger logger);
     }
 }

@@ -3,11 +3,14 @@
 -- Sends every plaintext login (user, app password and the full context) to Broker's validation
 -- API through the gateway and maps the answer:
 --   allow (200)            -> PASSDB_RESULT_OK, logged in as Broker's canonical username
---   deny  (403)            -> PASSDB_RESULT_PASSWORD_MISMATCH (client: "Authentication failed")
+--   deny  (403 with the body {"result":"deny"})
+--                          -> PASSDB_RESULT_PASSWORD_MISMATCH (client: "Authentication failed")
 --   anything else          -> PASSDB_RESULT_INTERNAL_FAILURE (client: "[UNAVAILABLE] Temporary
 --                             authentication failure"), so mail clients retry later instead of
 --                             asking the user for a new password: unreachable, timeout (9008),
---                             refused or untrusted TLS (9003), 5xx, unexpected replies.
+--                             refused or untrusted TLS (9003), 5xx, unexpected replies, and a 403
+--                             without Broker's deny body (the gateway refusing this mail server's
+--                             address: a configuration error, not a wrong password).
 --
 -- Install: copy to /etc/dovecot/broker.lua (readable by root only: it holds the API key),
 -- edit the three settings below, enable conf.d/90-broker.conf. Needs dovecot-auth-lua and lua-cjson.
@@ -100,7 +103,14 @@ function auth_password_verify(req, pass)
     end
     return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "broker: unexpected reply to an allow"
   elseif status == 403 then
-    return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "broker: denied"
+    -- Only Broker's own deny is a wrong password. The gateway also answers 403 (a ProblemDetails
+    -- body) when this server's address is not in Broker:Gateway:AllowedNetworks; calling that a
+    -- wrong password would tell every user "Authentication failed" until someone notices.
+    local ok, reply = pcall(json.decode, resp:payload())
+    if ok and type(reply) == "table" and reply.result == "deny" then
+      return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "broker: denied"
+    end
+    return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "broker: HTTP 403 without Broker's deny (is this server in Broker:Gateway:AllowedNetworks?)"
   end
   -- 9003 = connect/TLS failure, 9008 = timeout, 5xx = Broker could not decide: never a success.
   return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "broker: HTTP status " .. tostring(status)

@@ -136,6 +136,29 @@ public sealed class DovecotLuaPassdbTests(MailLab lab)
         Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10));
     }
 
+    [Theory]
+    [InlineData("login")]
+    [InlineData("plain")]
+    public async Task Login_GatewayRefusesDovecotsAddress_TemporaryFailureNotWrongPassword(string command)
+    {
+        var secret = await lab.IssueAsync("lua-refused@example.com");
+        // A gateway whose allow-list leaves out the Dovecot host (127.0.0.1): it answers 403 with a
+        // ProblemDetails body, which must not pass for Broker's deny.
+        await using var gateway = await Broker.Testing.BrokerApps.StartGatewayAsync(new Dictionary<string, string?>
+        {
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Broker:Gateway:ValidationDestinations:main"] = lab.Broker.Validation.Address.ToString(),
+            ["Broker:Gateway:AllowedNetworks:0"] = "192.0.2.0/24",
+        });
+        var dir = Shell.TempDirectory("dovecot-refused");
+        await using var dovecot = await DovecotServer.StartAsync("refused", MailLab.LuaPassdb(dir, gateway.Address.ToString().TrimEnd('/')), dir: dir);
+
+        var reply = await LoginAsync(dovecot.ImapPort, command, "lua-refused@example.com", secret);
+
+        Assert.StartsWith("NO [UNAVAILABLE]", reply, StringComparison.Ordinal);
+        Assert.Contains("HTTP 403 without Broker's deny", dovecot.Log, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Login_RedisDownBehindBroker_TemporaryFailure()
     {

@@ -67,10 +67,31 @@ local function port(req, name)
   return v
 end
 
+-- True when s is valid UTF-8 without surrogates: what Broker's JSON parser accepts. lua-cjson copies
+-- other bytes into the JSON unchanged, and Broker answers such a body with 400.
+local function is_utf8(s)
+  if utf8.len(s) == nil then
+    return false
+  end
+  -- Lua 5.4's utf8.len already refuses surrogates (U+D800..U+DFFF); Lua 5.3's accepts them.
+  for _, c in utf8.codes(s) do
+    if c >= 0xD800 and c <= 0xDFFF then
+      return false
+    end
+  end
+  return true
+end
+
 function auth_password_verify(req, pass)
   -- Broker would deny these too; answering here spares a round trip and keeps absurd input off the wire.
   if pass == nil or pass == "" or #pass > 512 or req.user == nil or #req.user > 512 then
     return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "broker: empty or oversized credentials"
+  end
+  -- A password typed in Latin-1 (or any non-UTF-8 name or password) can never match: app passwords
+  -- and usernames are UTF-8. Sent on, Broker would answer 400, a temporary failure here, and the
+  -- client would retry the same bytes forever without the user being asked again.
+  if not is_utf8(pass) or not is_utf8(req.user) then
+    return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "broker: credentials are not UTF-8"
   end
 
   local body = json.encode({

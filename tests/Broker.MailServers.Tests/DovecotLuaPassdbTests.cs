@@ -159,6 +159,23 @@ public sealed class DovecotLuaPassdbTests(MailLab lab)
         Assert.Contains("HTTP 403 without Broker's deny", dovecot.Log, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("login")]
+    [InlineData("plain")]
+    public async Task Login_PasswordNotUtf8_WrongPasswordNotTemporaryFailure(string command)
+    {
+        await lab.IssueAsync("lua-latin1@example.com");
+
+        // An old client typing "pässwörd" sends Latin-1: 0xE4 and 0xF6 are not UTF-8. Broker would
+        // refuse such JSON with 400 (a temporary failure), and the client would retry for ever.
+        await using var imap = await RawImap.ConnectAsync(lab.Dovecot.ImapPort);
+        var reply = command == "login"
+            ? await imap.LoginAsync("lua-latin1@example.com", "pässwörd", System.Text.Encoding.Latin1)
+            : await imap.AuthenticatePlainAsync("lua-latin1@example.com", "pässwörd", System.Text.Encoding.Latin1);
+
+        Assert.StartsWith("NO [AUTHENTICATIONFAILED]", reply, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Login_RedisDownBehindBroker_TemporaryFailure()
     {

@@ -40,17 +40,18 @@ public sealed class RawImap : IAsyncDisposable
         return imap;
     }
 
-    public Task<string> LoginAsync(string user, string password) => CommandAsync($"LOGIN {Quote(user)} {Quote(password)}");
+    /// <summary>LOGIN with quoted strings, encoded as UTF-8 unless <c>encoding</c> plays an old client (Latin-1).</summary>
+    public Task<string> LoginAsync(string user, string password, Encoding? encoding = null) => CommandAsync($"LOGIN {Quote(user)} {Quote(password)}", encoding);
 
-    /// <summary>AUTHENTICATE PLAIN with an initial response (SASL-IR).</summary>
-    public Task<string> AuthenticatePlainAsync(string user, string password) =>
-        CommandAsync("AUTHENTICATE PLAIN " + (password.Length == 0 && user.Length == 0 ? "=" : Convert.ToBase64String(Encoding.UTF8.GetBytes($"\0{user}\0{password}"))));
+    /// <summary>AUTHENTICATE PLAIN with an initial response (SASL-IR); credentials in UTF-8 unless <c>encoding</c> says otherwise.</summary>
+    public Task<string> AuthenticatePlainAsync(string user, string password, Encoding? encoding = null) =>
+        CommandAsync("AUTHENTICATE PLAIN " + (password.Length == 0 && user.Length == 0 ? "=" : Convert.ToBase64String((encoding ?? Encoding.UTF8).GetBytes($"\0{user}\0{password}"))));
 
     /// <summary>Sends a command and returns the tagged reply line (untagged lines are skipped).</summary>
-    public async Task<string> CommandAsync(string command)
+    public async Task<string> CommandAsync(string command, Encoding? encoding = null)
     {
         var tag = "a" + (++_tag).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var bytes = Encoding.UTF8.GetBytes($"{tag} {command}\r\n");
+        var bytes = (encoding ?? Encoding.UTF8).GetBytes($"{tag} {command}\r\n");
         await _stream.WriteAsync(bytes);
         while (true)
         {

@@ -179,6 +179,52 @@ public sealed class WireParserTests
     }
 
     [Theory]
+    [InlineData("alice@example.com")]
+    [InlineData("jürgen@example.com")]
+    [InlineData("bob")]
+    [InlineData("1password@example.com")]
+    [InlineData("cafe")]
+    [InlineData("deadbeef")]
+    [InlineData("a:b@example.com")]
+    [InlineData("alice/ops@example.com")]
+    public void DoveadmKickMask_OrdinaryName_IsKickedByName(string user) =>
+        Assert.Null(DoveadmSessionKicker.MaskProblem(user));
+
+    [Theory]
+    [InlineData("*", "wildcard")]
+    [InlineData("a*@example.com", "wildcard")]
+    [InlineData("?lice@example.com", "wildcard")]
+    [InlineData("192.0.2.1", "IPv4")]
+    [InlineData("10.0.0.0/8", "IPv4")]
+    [InlineData("0/0", "IPv4")]
+    [InlineData("10", "IPv4")]
+    [InlineData("127.1", "IPv4")]
+    [InlineData("0x7f.1", "IPv4")]
+    [InlineData("10.0.0.1 extra", "IPv4")]
+    [InlineData("::/0", "IPv6")]
+    [InlineData("2001:db8::1", "IPv6")]
+    [InlineData("[2001:db8::1]", "IPv6")]
+    [InlineData("", "empty")]
+    public void DoveadmKickMask_WildcardOrAddress_IsNotKicked(string user, string why) =>
+        Assert.Contains(why, DoveadmSessionKicker.MaskProblem(user), StringComparison.Ordinal);
+
+    [Fact]
+    public async Task DoveadmKick_WildcardName_NoRequestToDovecot()
+    {
+        using var handler = new CountingHandler();
+        var kicker = new DoveadmSessionKicker(
+            new SingleClientFactory(handler),
+            new StaticDoveadmOptions(new DoveadmOptions { Url = "http://127.0.0.1:9", ApiKey = "k", Timeout = TimeSpan.FromSeconds(1) }),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<DoveadmSessionKicker>.Instance);
+
+        Assert.False(await kicker.KickAsync("*@example.com", CancellationToken.None));
+        Assert.False(await kicker.KickAsync("192.0.2.0/24", CancellationToken.None));
+        Assert.Equal(0, handler.Requests);
+        Assert.True(await kicker.KickAsync("alice@example.com", CancellationToken.None));
+        Assert.Equal(1, handler.Requests);
+    }
+
+    [Theory]
     [InlineData("""[["doveadmResponse",[],"kick"]]""", true)]
     [InlineData("""[["error",{"type":"exitCode","exitCode":68},"kick"]]""", true)]
     [InlineData("""[["error",{"type":"exitCode","exitCode":75},"kick"]]""", false)]
@@ -192,5 +238,30 @@ public sealed class WireParserTests
     {
         Assert.Equal("pickup    unix  n       -       n       60      1       pickup", PostfixServer.NoChroot("pickup    unix  n       -       y       60      1       pickup"));
         Assert.Equal("  -o x=y", PostfixServer.NoChroot("  -o x=y"));
+    }
+
+    private sealed class CountingHandler : HttpMessageHandler
+    {
+        public int Requests { get; private set; }
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Requests++;
+            return Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = new StringContent("""[["doveadmResponse",[],"kick"]]""") });
+        }
+    }
+
+    private sealed class SingleClientFactory(HttpMessageHandler handler) : IHttpClientFactory
+    {
+        public HttpClient CreateClient(string name) => new(handler, disposeHandler: false);
+    }
+
+    private sealed class StaticDoveadmOptions(DoveadmOptions value) : Microsoft.Extensions.Options.IOptionsMonitor<DoveadmOptions>
+    {
+        public DoveadmOptions CurrentValue => value;
+
+        public DoveadmOptions Get(string? name) => value;
+
+        public IDisposable? OnChange(Action<DoveadmOptions, string?> listener) => null;
     }
 }

@@ -36,6 +36,12 @@ public sealed partial class DoveadmSessionKicker(IHttpClientFactory httpClients,
             return false;
         }
 
+        if (MaskProblem(user) is { } problem)
+        {
+            Log.NotKicked(logger, user, problem);
+            return false;
+        }
+
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(new Uri(o.Url.TrimEnd('/') + "/"), "doveadm/v1"))
@@ -61,6 +67,42 @@ public sealed partial class DoveadmSessionKicker(IHttpClientFactory httpClients,
             Log.KickFailed(logger, user, ex.GetType().Name, ex.Message);
             return false;
         }
+    }
+
+    /// <summary>
+    /// Why doveadm kick would not read <paramref name="user"/> as exactly this one user, or null when it
+    /// would. kick takes a mask, not a name: <c>*</c> and <c>?</c> are wildcards, and a mask that parses
+    /// as an address or <c>ip/bits</c> (inet_aton, so also <c>10</c>, <c>10.1</c>, <c>0x0a.1</c>, or
+    /// anything followed by white space; inet_pton with optional brackets for IPv6) selects sessions
+    /// by client address. Either would end other users' sessions.
+    /// </summary>
+    /// <remarks>Errs towards refusing: a refused name only keeps its own open sessions until they reconnect.</remarks>
+    internal static string? MaskProblem(string user)
+    {
+        if (user.Length == 0)
+        {
+            return "an empty mask";
+        }
+
+        if (user.AsSpan().IndexOfAny('*', '?') >= 0)
+        {
+            return "a wildcard pattern (it contains * or ?)";
+        }
+
+        var network = user.Split('/', 2)[0];
+        if (network.Contains(':', StringComparison.Ordinal))
+        {
+            var bare = network.StartsWith('[') && network.EndsWith(']') ? network[1..^1] : network;
+            return System.Net.IPAddress.TryParse(bare, out _) ? "an IPv6 address or network" : null;
+        }
+
+        // glibc's inet_aton stops at white space and ignores the rest; before it, up to four parts
+        // in decimal, octal (leading 0) or hex (0x). Anything of those characters starting with a
+        // digit is refused: no real mailbox name looks like that.
+        var head = network.Split([' ', '\t', '\n', '\r', '\v', '\f'], 2)[0];
+        return head.Length > 0 && char.IsAsciiDigit(head[0]) && head.All(c => char.IsAsciiHexDigit(c) || c is '.' or 'x' or 'X')
+            ? "an IPv4 address or network"
+            : null;
     }
 
     /// <summary>doveadm answers one <c>[type, payload, tag]</c> per command; type <c>error</c> means it failed.</summary>
@@ -139,6 +181,9 @@ public sealed partial class DoveadmSessionKicker(IHttpClientFactory httpClients,
 
         [LoggerMessage(EventId = 4002, Level = LogLevel.Error, Message = "Dovecot refused to end the sessions of {User}: HTTP {Status} {Body}")]
         public static partial void KickRejected(ILogger logger, string user, int status, string body);
+
+        [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Did not ask Dovecot to end the sessions of {User}: doveadm kick would read the name as {Problem} and could end other users' sessions. The revocation stands; open sessions of this user last until they reconnect")]
+        public static partial void NotKicked(ILogger logger, string user, string problem);
 
         [LoggerMessage(EventId = 4003, Level = LogLevel.Error, Message = "Could not reach Dovecot to end the sessions of {User}: {ErrorType}: {Error}")]
         public static partial void KickFailed(ILogger logger, string user, string errorType, string error);

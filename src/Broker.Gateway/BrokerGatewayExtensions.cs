@@ -5,6 +5,7 @@ using Broker.Core.Throttling;
 using Broker.Gateway.Routing;
 using Broker.Gateway.Security;
 using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
 
@@ -21,6 +22,8 @@ public static class BrokerGatewayExtensions
         services.AddSingleton<TrustedNetworksMiddleware>();
         services.AddReverseProxy();
         services.AddBrokerTrustedProxies(GatewayOptions.SectionName + ":TrustedProxies", trustLoopbackByDefault: false);
+        // Before AddProblemDetails: the first writer that can write wins, and ours sends a Content-Length.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProblemDetailsWriter, ProblemReplyWriter>());
         services.AddProblemDetails();
         services.AddRateLimiter(o =>
         {

@@ -19,6 +19,8 @@ public static class BrokerValidationExtensions
         services.AddOptions<ValidationOptions>().BindConfiguration(ValidationOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<ValidationMetrics>();
         services.TryAddSingleton<LoginValidator>();
+        // Before AddProblemDetails: the first writer that can write wins, and ours sends a Content-Length.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProblemDetailsWriter, ProblemReplyWriter>());
         services.AddProblemDetails();
         services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: ["ready"]);
         services.AddBrokerTelemetry();

@@ -254,6 +254,64 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
         Assert.Contains("at most", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ProblemAnswers_CarryAContentLength_NeverChunked()
+    {
+        await using var validation = await StartValidation("a");
+        await using var gateway = await BrokerApps.StartGatewayAsync(GatewayConfig(validation));
+        var refusingConfig = GatewayConfig(validation);
+        refusingConfig["Broker:Gateway:AllowedNetworks:0"] = "192.0.2.0/24";
+        await using var refusing = await BrokerApps.StartGatewayAsync(refusingConfig);
+        var big = new string('a', MachineApiBodyLimit + 1);
+        const string json = "{\"username\":\"x\",\"password\":\"y\",\"service\":\"imap\"}";
+        var key = $"{CallerKeyOptions.HeaderName}: {BrokerApps.CallerKey}\r\n";
+
+        // The gateway's own answers: source not allowed (403), body too large (413).
+        var notAllowed = await RawAsync(refusing, $"POST /v1/validate HTTP/1.1\r\nHost: broker\r\n{key}Content-Type: application/json\r\nContent-Length: {json.Length}\r\nConnection: close\r\n\r\n{json}");
+        var tooLarge = await RawAsync(gateway, $"POST /v1/validate HTTP/1.1\r\nHost: broker\r\n{key}Content-Type: application/json\r\nContent-Length: {big.Length}\r\nConnection: close\r\n\r\n{big}");
+        // The validation role's, passed through: malformed (400), no caller key (401).
+        var malformed = await RawAsync(gateway, $"POST /v1/validate HTTP/1.1\r\nHost: broker\r\n{key}Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]");
+        var noKey = await RawAsync(gateway, $"POST /v1/validate HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\nContent-Length: {json.Length}\r\nConnection: close\r\n\r\n{json}");
+
+        foreach (var (status, raw) in new[] { ("403", notAllowed), ("413", tooLarge), ("400", malformed), ("401", noKey) })
+        {
+            var (head, body) = SplitResponse(raw);
+            Assert.StartsWith($"HTTP/1.1 {status}", head, StringComparison.Ordinal);
+            Assert.DoesNotContain("Transfer-Encoding", head, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains($"Content-Length: {System.Text.Encoding.UTF8.GetByteCount(body)}\r\n", head, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("application/problem+json", head, StringComparison.Ordinal);
+            Assert.Contains($"\"status\":{status}", body, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Sends raw HTTP/1.1 (with Connection: close) and returns everything the server sent back.</summary>
+    private static async Task<string> RawAsync(RunningApp app, string request)
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, app.Address.Port);
+        await using var stream = new System.Net.Sockets.NetworkStream(socket);
+        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(request));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var received = new MemoryStream();
+        try
+        {
+            await stream.CopyToAsync(received, timeout.Token);
+        }
+        catch (IOException)
+        {
+            // The 413 is sent before the whole body is read; the server may then reset the connection.
+        }
+
+        return System.Text.Encoding.UTF8.GetString(received.ToArray());
+    }
+
+    private static (string Head, string Body) SplitResponse(string raw)
+    {
+        var end = raw.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        Assert.True(end > 0, "no complete response head: " + raw);
+        return (raw[..(end + 2)], raw[(end + 4)..]);
+    }
+
     private const int MachineApiBodyLimit = 16 * 1024;
 
     private static async Task<string> ReadUntilAsync(Stream stream, string marker)

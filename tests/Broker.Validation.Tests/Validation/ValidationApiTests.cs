@@ -235,6 +235,31 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
         Assert.Contains("UTF-8", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(true, "[]", "400")]
+    [InlineData(false, "{}", "401")]
+    public async Task ProblemAnswers_CarryAContentLength_NeverChunked(bool withKey, string body, string status)
+    {
+        // Mail servers read one answer with one read; docs/validation-api.md promises a Content-Length.
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, _app.Address.Port);
+        await using var stream = new System.Net.Sockets.NetworkStream(socket);
+        var key = withKey ? $"X-Broker-Api-Key: {BrokerApps.CallerKey}\r\n" : string.Empty;
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"POST /v1/validate HTTP/1.1\r\nHost: broker\r\n{key}Content-Type: application/json\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}"));
+        using var received = new MemoryStream();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await stream.CopyToAsync(received, timeout.Token);
+        var raw = Encoding.UTF8.GetString(received.ToArray());
+        var end = raw.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+
+        Assert.StartsWith($"HTTP/1.1 {status}", raw, StringComparison.Ordinal);
+        var head = raw[..(end + 2)];
+        Assert.DoesNotContain("Transfer-Encoding", head, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains($"Content-Length: {Encoding.UTF8.GetByteCount(raw[(end + 4)..])}\r\n", head, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("application/problem+json", head, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Expect100Continue_IsHandled()
     {

@@ -1,0 +1,44 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+
+namespace Broker.Gateway.Routing;
+
+/// <summary>
+/// Writes the gateway's own ProblemDetails answers (403 source not allowed, 413 body too large) in one
+/// piece with their Content-Length, as the validation role writes its answers.
+/// ASP.NET Core's own writer streams the JSON, so Kestrel sends it chunked; mail servers then need
+/// a second read for the last chunk, and docs/validation-api.md promises a Content-Length.
+/// </summary>
+/// <remarks>
+/// Same body as the default writer (type, title, status, detail, traceId). Registered before
+/// <c>AddProblemDetails()</c>: the first writer that can write wins. The validation role has its twin in
+/// <c>Broker.Validation.MailServers.ProblemReplyWriter</c> (no project both roles share but Broker.Core).
+/// </remarks>
+internal sealed class ProblemReplyWriter(IOptions<ProblemDetailsOptions> options, IOptions<JsonOptions> json) : IProblemDetailsWriter
+{
+    private static readonly MediaTypeHeaderValue JsonMediaType = new("application/json");
+    private static readonly MediaTypeHeaderValue ProblemMediaType = new("application/problem+json");
+
+    /// <summary>The default writer's rule: no Accept header, or one that takes JSON.</summary>
+    public bool CanWrite(ProblemDetailsContext context)
+    {
+        var accept = context.HttpContext.Request.GetTypedHeaders().Accept;
+        return accept.Count == 0 || accept.Any(a => a.IsSubsetOf(JsonMediaType) || a.IsSubsetOf(ProblemMediaType) || JsonMediaType.IsSubsetOf(a));
+    }
+
+    public ValueTask WriteAsync(ProblemDetailsContext context)
+    {
+        var http = context.HttpContext;
+        var problem = context.ProblemDetails;
+        problem.Status ??= http.Response.StatusCode;
+        problem.Extensions["traceId"] = Activity.Current?.Id ?? http.TraceIdentifier;
+        options.Value.CustomizeProblemDetails?.Invoke(context);
+        var body = JsonSerializer.SerializeToUtf8Bytes(problem, json.Value.SerializerOptions.GetTypeInfo(problem.GetType()));
+        http.Response.ContentType = "application/problem+json";
+        http.Response.ContentLength = body.Length;
+        return new ValueTask(http.Response.Body.WriteAsync(body).AsTask());
+    }
+}

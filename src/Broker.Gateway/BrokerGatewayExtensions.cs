@@ -22,8 +22,7 @@ public static class BrokerGatewayExtensions
         services.AddSingleton<TrustedNetworksMiddleware>();
         services.AddReverseProxy();
         services.AddBrokerTrustedProxies(GatewayOptions.SectionName + ":TrustedProxies", trustLoopbackByDefault: false);
-        // Before AddProblemDetails: the first writer that can write wins, and ours sends a Content-Length.
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProblemDetailsWriter, ProblemReplyWriter>());
+        services.AddBrokerProblemReplies();
         services.AddProblemDetails();
         services.AddRateLimiter(o =>
         {

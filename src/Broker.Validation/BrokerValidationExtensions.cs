@@ -19,8 +19,7 @@ public static class BrokerValidationExtensions
         services.AddOptions<ValidationOptions>().BindConfiguration(ValidationOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<ValidationMetrics>();
         services.TryAddSingleton<LoginValidator>();
-        // Before AddProblemDetails: the first writer that can write wins, and ours sends a Content-Length.
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProblemDetailsWriter, ProblemReplyWriter>());
+        services.AddBrokerProblemReplies();
         services.AddProblemDetails();
         services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: ["ready"]);
         services.AddBrokerTelemetry();

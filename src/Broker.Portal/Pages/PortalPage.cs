@@ -23,6 +23,25 @@ public abstract class PortalPage : PageModel
 
     protected void Flash(string message) => TempData["Flash"] = message;
 
+    /// <summary>
+    /// The one gate for everything that gives app passwords more reach: issuing, renewing, approving
+    /// a network, widening or lifting where one may be used, turning new-network approval off. Every
+    /// such write checks the same rules, so a handler cannot forget the factor policy and keep only
+    /// the freshness check. Returns null when the write may go ahead, else where to send the user.
+    /// </summary>
+    protected async Task<IActionResult?> RefuseAppPasswordWriteAsync(PortalUser user, string returnUrl)
+    {
+        var accounts = HttpContext.RequestServices.GetRequiredService<AccountService>();
+        // The factor policy first: under RequiredFactor=passkey a TOTP-only user is sent to add a
+        // passkey, not to a step-up that could never satisfy the policy.
+        if (!accounts.MeetsFactorPolicy(await accounts.FactorsAsync(user)))
+        {
+            return RedirectToPage("/Security/Index");
+        }
+
+        return Sessions.IsFresh(User) ? null : StepUp(returnUrl);
+    }
+
     protected static string SafeReturnUrl(string? returnUrl, string fallback = "/AppPasswords") =>
         !string.IsNullOrEmpty(returnUrl) && returnUrl.StartsWith('/') && !returnUrl.StartsWith("//", StringComparison.Ordinal) && !returnUrl.StartsWith("/\\", StringComparison.Ordinal)
             ? returnUrl

@@ -110,4 +110,44 @@ public sealed class PolicyTests
         Assert.Equal(HttpStatusCode.Redirect, post.Status);
         Assert.Empty(await env.Portal.AppPasswords.ListAsync("tess"));
     }
+
+    [Fact]
+    public async Task PasskeyRequired_TotpOnlyUserWithFreshTotp_RenewApproveAndLimits_AreSentToAddAPasskey_NothingChanges()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("una");
+        var on = await user.Client.SubmitAsync("/Security", "NewNetworkApproval", [new("Enabled", "true")]);
+        var (secret, _) = await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Phone");
+        await env.Portal.AppPasswords.ValidateAsync("una", secret, new ValidationContext("imap", "192.0.2.10", "test-client"));
+        var before = Assert.Single(await env.Portal.AppPasswords.ListAsync("una"));
+        Assert.Single(before.PendingNetworks);
+        var token = (await user.Client.GetAsync("/AppPasswords")).AntiforgeryToken();
+
+        // The admin now requires a passkey; the user's TOTP check is still within the step-up window.
+        await env.Portal.Services.GetRequiredService<PolicyStore>().SetAsync(
+            new PolicySettings(TimeSpan.FromDays(30), TimeSpan.FromHours(1), TimeSpan.FromDays(365), ["imap", "submission"], false, "passkey"), "root");
+        env.Time.Advance(TimeSpan.FromHours(1));
+        var stepUp = await user.Client.GetAsync("/Account/StepUp?returnUrl=/Security");
+        await user.Client.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/Security")], stepUp.AntiforgeryToken());
+
+        var renew = await user.Client.PostAsync("/AppPasswords", "Renew", [new("Id", before.Id)], token, follow: false);
+        var approve = await user.Client.PostAsync("/AppPasswords", "Approve", [new("Id", before.Id), new("Network", before.PendingNetworks[0])], token, follow: false);
+        var networks = await user.Client.PostAsync("/AppPasswords", "AllowedNetworks", [new("Id", before.Id), new("Networks", "0.0.0.0/0")], token, follow: false);
+        var countries = await user.Client.PostAsync("/AppPasswords", "AllowedCountries", [new("Id", before.Id), new("Countries", "DE")], token, follow: false);
+        var approvalOff = await user.Client.PostAsync("/Security", "NewNetworkApproval", [new("Enabled", "false")], on.AntiforgeryToken(), follow: false);
+
+        foreach (var refused in new[] { renew, approve, networks, countries, approvalOff })
+        {
+            Assert.Equal(HttpStatusCode.Redirect, refused.Status);
+            Assert.Equal("/Security", refused.Location);
+        }
+
+        var after = (await env.Portal.AppPasswords.GetAsync("una", before.Id))!;
+        Assert.Equal(before.Expires, after.Expires);
+        Assert.Equal(before.PendingNetworks, after.PendingNetworks);
+        Assert.Empty(after.AllowedNetworks);
+        Assert.Empty(after.AllowedCountries);
+        Assert.True(await env.Portal.AppPasswords.RequiresNewNetworkApprovalAsync("una"));
+        Assert.Contains("requires a passkey", (await user.Client.GetAsync("/Security")).TextOf("enroll-required"), StringComparison.Ordinal);
+    }
 }

@@ -43,12 +43,12 @@ public sealed class AppPasswordsModel(
 
     public async Task<IActionResult> OnPostRenewAsync(string? id)
     {
-        if (!Sessions.IsFresh(User))
+        var user = await CurrentUserAsync();
+        if (await RefuseAppPasswordWriteAsync(user, "/AppPasswords") is { } refused)
         {
-            return StepUp("/AppPasswords");
+            return refused;
         }
 
-        var user = await CurrentUserAsync();
         try
         {
             var renewed = await store.RenewAsync(user.UserName!, id ?? string.Empty, null);
@@ -111,16 +111,17 @@ public sealed class AppPasswordsModel(
 
     /// <summary>
     /// Lets a pending network use the app password. Like issuing, it needs a fresh passkey/TOTP
-    /// check: a stolen session cookie must not be enough to let a stolen app password in.
+    /// check and the required factor kind: a stolen session cookie must not be enough to let a
+    /// stolen app password in.
     /// </summary>
     public async Task<IActionResult> OnPostApproveAsync(string? id, string? network)
     {
-        if (!Sessions.IsFresh(User))
+        var user = await CurrentUserAsync();
+        if (await RefuseAppPasswordWriteAsync(user, "/AppPasswords") is { } refused)
         {
-            return StepUp("/AppPasswords");
+            return refused;
         }
 
-        var user = await CurrentUserAsync();
         try
         {
             // Only the caller's own app passwords and only a network that is actually pending: another
@@ -197,12 +198,12 @@ public sealed class AppPasswordsModel(
         string lifted,
         Action keepInput)
     {
-        if (!Sessions.IsFresh(User))
+        var user = await CurrentUserAsync();
+        if (await RefuseAppPasswordWriteAsync(user, "/AppPasswords") is { } refused)
         {
-            return StepUp("/AppPasswords");
+            return refused;
         }
 
-        var user = await CurrentUserAsync();
         try
         {
             var ap = await store.GetAsync(user.UserName!, id ?? string.Empty);

@@ -13,7 +13,6 @@ namespace Broker.Portal.Pages.AppPasswords;
 /// <summary>Issues an app password: only to a session whose last passkey/TOTP check is fresh.</summary>
 public sealed class NewAppPasswordModel(
     AppPasswordService store,
-    AccountService accounts,
     SecurityLog log,
     MailClientProfiles profiles,
     IDataProtectionProvider protection,
@@ -62,14 +61,9 @@ public sealed class NewAppPasswordModel(
 
     public async Task<IActionResult> OnGetAsync()
     {
-        if (!await MeetsPolicyAsync())
+        if (await RefuseAppPasswordWriteAsync(await CurrentUserAsync(), "/AppPasswords/New") is { } refused)
         {
-            return RedirectToPage("/Security/Index");
-        }
-
-        if (!Sessions.IsFresh(User))
-        {
-            return StepUp("/AppPasswords/New");
+            return refused;
         }
 
         Scopes = [.. AllowedScopes.Where(s => s is AppPasswordScopes.Imap or AppPasswordScopes.Submission)];
@@ -82,15 +76,12 @@ public sealed class NewAppPasswordModel(
         Name = name ?? string.Empty;
         Scopes = scopes ?? [];
         Lifetime = lifetime ?? string.Empty;
-        if (!await MeetsPolicyAsync())
+        // Checked again on the post itself: the form may have been open for longer than the window,
+        // or the policy may have changed meanwhile.
+        var user = await CurrentUserAsync();
+        if (await RefuseAppPasswordWriteAsync(user, "/AppPasswords/New") is { } refused)
         {
-            return RedirectToPage("/Security/Index");
-        }
-
-        // Checked again on the post itself: the form may have been open for longer than the window.
-        if (!Sessions.IsFresh(User))
-        {
-            return StepUp("/AppPasswords/New");
+            return refused;
         }
 
         if (Scopes.Count == 0 || Scopes.Any(s => !AllowedScopes.Contains(s, StringComparer.Ordinal)))
@@ -105,7 +96,6 @@ public sealed class NewAppPasswordModel(
             return Page();
         }
 
-        var user = await CurrentUserAsync();
         try
         {
             // The network the owner creates it from counts as approved: the first login from the same place is not held.
@@ -154,8 +144,6 @@ public sealed class NewAppPasswordModel(
     }
 
     private ITimeLimitedDataProtector Protector() => protection.CreateProtector("Broker.Portal.MobileConfig").ToTimeLimitedDataProtector();
-
-    private async Task<bool> MeetsPolicyAsync() => accounts.MeetsFactorPolicy(await accounts.FactorsAsync(await CurrentUserAsync()));
 
     private sealed record ProfilePayload(string Owner, string Id, string Name, string Secret);
 }

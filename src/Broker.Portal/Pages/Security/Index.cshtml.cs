@@ -165,14 +165,15 @@ public sealed class SecurityModel(
 
     /// <summary>
     /// "Ask me before an app password is used from a new network". Turning it on is always
-    /// allowed; turning it off weakens protection, so it needs a fresh passkey/TOTP check.
+    /// allowed; turning it off weakens protection, so it is an app-password write like any other
+    /// (fresh passkey/TOTP check, required factor kind).
     /// </summary>
     public async Task<IActionResult> OnPostNewNetworkApprovalAsync(bool enabled)
     {
         var user = await CurrentUserAsync();
-        if (!enabled && !IsFreshMfa())
+        if (!enabled && await RefuseAppPasswordWriteAsync(user, "/Security") is { } refused)
         {
-            return StepUp("/Security");
+            return refused;
         }
 
         try

@@ -86,7 +86,8 @@ public sealed class SecurityLog(PortalDbContext db, IHttpContextAccessor http, T
             q = q.Where(e => e.At >= start);
         }
 
-        if (filter.To is { } to)
+        // The last representable day has no next day to end before; it bounds nothing, so it is left out.
+        if (filter.To is { } to && to < DateOnly.MaxValue)
         {
             // Inclusive: the whole "to" day (UTC).
             var end = new DateTimeOffset(to.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);

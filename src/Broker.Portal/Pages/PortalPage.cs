@@ -42,8 +42,17 @@ public abstract class PortalPage : PageModel
         return Sessions.IsFresh(User) ? null : StepUp(returnUrl);
     }
 
+    /// <summary>
+    /// <paramref name="returnUrl"/> when it is a path on this site, else <paramref name="fallback"/>.
+    /// The rules are those of <c>Url.IsLocalUrl</c>, which <c>LocalRedirect</c> enforces by throwing:
+    /// besides "//host" and "/\\host" (another site), a control character anywhere is refused, since
+    /// browsers drop tabs and newlines ("/\t/host" is "//host") and LocalRedirect would answer 500.
+    /// </summary>
     protected static string SafeReturnUrl(string? returnUrl, string fallback = "/AppPasswords") =>
-        !string.IsNullOrEmpty(returnUrl) && returnUrl.StartsWith('/') && !returnUrl.StartsWith("//", StringComparison.Ordinal) && !returnUrl.StartsWith("/\\", StringComparison.Ordinal)
-            ? returnUrl
-            : fallback;
+        IsLocalPath(returnUrl) ? returnUrl! : fallback;
+
+    private static bool IsLocalPath(string? url) =>
+        !string.IsNullOrEmpty(url)
+        && url[0] == '/'
+        && (url.Length == 1 || (url[1] is not ('/' or '\\') && !url.Any(char.IsControl)));
 }

@@ -173,4 +173,19 @@ public sealed class AuditTrailTests
         new MailAuditSink(env.Portal.Services.GetRequiredService<IServiceScopeFactory>()).HandleAsync(events, CancellationToken.None);
 
     private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task AdminAudit_LastRepresentableDate_IsAnOpenEnd_NotAnError()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+
+        var page = await admin.Client.GetRawAsync("/Admin/Audit?to=9999-12-31");
+        var export = await admin.Client.GetRawAsync("/Admin/Audit/Export?to=9999-12-31");
+
+        Assert.Equal(HttpStatusCode.OK, page.Status);
+        Assert.Contains("root", page.TextOf("audit-events"), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, export.Status);
+        Assert.Contains("\"username\":\"root\"", export.Html, StringComparison.Ordinal);
+    }
 }

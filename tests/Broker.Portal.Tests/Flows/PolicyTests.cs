@@ -150,4 +150,24 @@ public sealed class PolicyTests
         Assert.True(await env.Portal.AppPasswords.RequiresNewNetworkApprovalAsync("una"));
         Assert.Contains("requires a passkey", (await user.Client.GetAsync("/Security")).TextOf("enroll-required"), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AdminEditsPolicy_WithALifetimeBeyondTenYears_IsRefusedWithAMessage_AndIssuingStillWorks()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+
+        // 10675199 (days, as a .NET time span) is just short of TimeSpan.MaxValue: "now + lifetime" overflowed.
+        var huge = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "30d", "10675199", "any", "imap"));
+        var tooLong = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "30d", "3651d", "any", "imap"));
+
+        Assert.Equal(HttpStatusCode.OK, huge.Status);
+        Assert.Contains("at most 3650 days", huge.TextOf("policy-error"), StringComparison.Ordinal);
+        Assert.Contains("at most 3650 days", tooLong.TextOf("policy-error"), StringComparison.Ordinal);
+        Assert.False(env.Portal.Services.GetRequiredService<PolicyStore>().Current.Overridden);
+        var saved = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "30d", "3650d", "any", "imap"));
+        Assert.DoesNotContain("policy-error", saved.Html, StringComparison.Ordinal);
+        var (secret, _) = await PortalEnvironment.CreateAppPasswordAsync(admin.Client, "Desk", "imap");
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("root", secret));
+    }
 }

@@ -109,4 +109,19 @@ public sealed class SecondFactorTests
         var post = await c.PostAsync("/Account/SecondFactor", "Totp", [new("Code", "123456")], login.AntiforgeryToken(), follow: false);
         Assert.Equal("/Account/Login", post.Location);
     }
+
+    [Fact]
+    public async Task SignIn_ReturnUrlWithControlCharacter_FallsBackToTheAppPasswordsPage()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("rex");
+
+        // Browsers drop the tab, so "/\t/evil.example" would be "//evil.example": another site.
+        using var client = env.NewClient();
+        var second = await client.SubmitAsync("/Account/Login", "Password", [new("Username", "rex"), new("Password", PortalEnvironment.Password), new("ReturnUrl", "/\t/evil.example")]);
+        var done = await client.PostAsync(second.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/\t/evil.example")], second.AntiforgeryToken(), follow: false);
+
+        Assert.Equal(HttpStatusCode.Redirect, done.Status);
+        Assert.Equal("/AppPasswords", done.Location);
+    }
 }

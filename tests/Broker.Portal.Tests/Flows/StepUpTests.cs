@@ -79,4 +79,19 @@ public sealed class StepUpTests
         Assert.Contains("requires a passkey", page.TextOf("enroll-required"), StringComparison.Ordinal);
         Assert.Equal("/Security", (await user.Client.GetAsync("/AppPasswords")).Url);
     }
+
+    [Fact]
+    public async Task StepUp_ReturnUrlWithControlCharacter_FallsBackToTheAppPasswordsPage()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("rhea");
+        env.Time.Advance(TimeSpan.FromMinutes(10));
+
+        var stepUp = await user.Client.GetAsync("/Account/StepUp?returnUrl=%2F%0A%2Fevil.example");
+        Assert.Equal(HttpStatusCode.OK, stepUp.Status);
+        var back = await user.Client.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/\t/evil.example")], stepUp.AntiforgeryToken(), follow: false);
+
+        Assert.Equal(HttpStatusCode.Redirect, back.Status);
+        Assert.Equal("/AppPasswords", back.Location);
+    }
 }

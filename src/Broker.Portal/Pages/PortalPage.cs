@@ -2,6 +2,7 @@ using Broker.Portal.Accounts;
 using Broker.Portal.Data;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.Filters;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -13,6 +14,29 @@ public abstract class PortalPage : PageModel
     protected UserManager<PortalUser> Users => HttpContext.RequestServices.GetRequiredService<UserManager<PortalUser>>();
 
     protected PortalSignIn Sessions => HttpContext.RequestServices.GetRequiredService<PortalSignIn>();
+
+    /// <summary>Whether a signed-in request is checked against the account first; the error page opts out.</summary>
+    protected virtual bool ChecksAccount => true;
+
+    /// <summary>
+    /// Ends the session of a disabled or deleted account at its next request. Disabling changes the
+    /// security stamp, but the cookie is compared with it only once a minute; within that minute the
+    /// old session could otherwise still issue, renew or approve app passwords and step up. The
+    /// account is loaded here anyway for most pages, and the handler's own look-up reuses it.
+    /// </summary>
+    public override async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(next);
+        if (ChecksAccount && User.Identity?.IsAuthenticated == true && await Users.GetUserAsync(User) is not { DisabledAt: null })
+        {
+            await Sessions.SignOutAsync();
+            context.Result = RedirectToPage("/Account/Login");
+            return;
+        }
+
+        await base.OnPageHandlerExecutionAsync(context, next);
+    }
 
     protected async Task<PortalUser> CurrentUserAsync() =>
         await Users.GetUserAsync(User) ?? throw new InvalidOperationException("The signed-in account no longer exists.");

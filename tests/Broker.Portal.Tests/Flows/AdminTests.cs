@@ -89,6 +89,44 @@ public sealed class AdminTests
         Assert.Contains("imap", policy.TextOf("policy"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task DisableUser_OpenSessionsWithFreshMfa_CanNoLongerIssueRenewOrStepUp()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        var user = await env.EnrollWithTotpAsync("dora");
+        await PortalEnvironment.CreateAppPasswordAsync(user.Client, "Phone");
+        var ap = Assert.Single(await env.Portal.AppPasswords.ListAsync("dora"));
+        // One browser per attempt: the first refusal also ends the session it came from.
+        using var second = await env.SignInWithTotpAsync(user);
+        using var third = await env.SignInWithTotpAsync(user);
+        // Each session's cookie is revalidated (and re-issued) now, so the disable below falls inside
+        // the one-minute interval in which the stale cookie is not compared with the security stamp.
+        env.Time.Advance(TimeSpan.FromMinutes(2));
+        var form = await user.Client.GetAsync("/AppPasswords/New");
+        var list = await second.GetAsync("/AppPasswords");
+        var stepUp = await third.GetAsync("/Account/StepUp?returnUrl=/AppPasswords");
+        Assert.Equal(["/AppPasswords/New", "/AppPasswords", "/Account/StepUp"], new[] { form.Url, list.Url, stepUp.Url.Split('?')[0] });
+
+        var users = await admin.Client.GetAsync("/Admin/Users");
+        await admin.Client.PostAsync("/Admin/Users", "Disable", [new("Id", IdOf(users.Html, "dora"))], users.AntiforgeryToken());
+        env.Time.Advance(TimeSpan.FromSeconds(10));
+
+        var issue = await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "After disable"), new("Scopes", "imap"), new("Lifetime", "30.00:00:00")], form.AntiforgeryToken(), follow: false);
+        var renew = await second.PostAsync("/AppPasswords", "Renew", [new("Id", ap.Id)], list.AntiforgeryToken(), follow: false);
+        var step = await third.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/AppPasswords")], stepUp.AntiforgeryToken(), follow: false);
+
+        foreach (var refused in new[] { issue, renew, step })
+        {
+            Assert.Equal(HttpStatusCode.Redirect, refused.Status);
+            Assert.Equal("/Account/Login", refused.Location);
+        }
+
+        Assert.Equal(ap.Expires, Assert.Single(await env.Portal.AppPasswords.ListAsync("dora")).Expires);
+        Assert.Equal("/Account/Login", (await user.Client.GetAsync("/AppPasswords")).Url.Split('?')[0]);
+        Assert.DoesNotContain("Re-verified identity", (await admin.Client.GetAsync("/Admin/Audit?user=dora")).TextOf("audit-events"), StringComparison.Ordinal);
+    }
+
     private static string IdOf(string html, string username)
     {
         var row = html[html.IndexOf($"<strong>{username}</strong>", StringComparison.Ordinal)..];

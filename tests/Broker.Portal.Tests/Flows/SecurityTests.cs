@@ -1,5 +1,9 @@
 using System.Net;
+using Broker.Portal.Accounts;
+using Broker.Portal.Data;
 using Broker.Portal.Tests.Infrastructure;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Portal.Tests.Flows;
 
@@ -34,6 +38,39 @@ public sealed class SecurityTests
 
         Assert.Equal(unknown.Status, wrong.Status);
         Assert.Equal(unknown.TextOf("login-error"), wrong.TextOf("login-error"));
+    }
+
+    [Fact]
+    public async Task Login_EveryRefusal_VerifiesOnePasswordHash_AndLooksTheSame()
+    {
+        var hasher = new CountingPasswordHasher();
+        await using var env = await PortalEnvironment.StartAsync(services: s => s.AddSingleton<IPasswordHasher<PortalUser>>(hasher));
+        await env.EnrollWithTotpAsync("sam");
+        await env.EnrollWithTotpAsync("lena");
+        await env.EnrollWithTotpAsync("dirk");
+        await env.CreateUserAsync("paul");
+        await using (var scope = env.Portal.Services.CreateAsyncScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
+            await users.SetLockoutEndDateAsync((await users.FindByNameAsync("lena"))!, DateTimeOffset.UtcNow.AddHours(1));
+            await scope.ServiceProvider.GetRequiredService<AccountService>().DisableAsync((await users.FindByNameAsync("dirk"))!, "test");
+        }
+
+        // Unknown, wrong password, locked out, disabled, never enrolled (no password yet); the last
+        // three used to return before any hashing, so they answered measurably faster.
+        var errors = new List<string>();
+        foreach (var username in new[] { "nobody", "sam", "lena", "dirk", "paul" })
+        {
+            using var client = env.NewClient();
+            var form = await client.GetAsync("/Account/Login");
+            var before = hasher.Verifications;
+            var refused = await client.PostAsync(form.Url, "Password", [new("Username", username), new("Password", "wrong password here")], form.AntiforgeryToken());
+            Assert.True(hasher.Verifications - before == 1, $"{username}: {hasher.Verifications - before} hash verifications");
+            Assert.Equal(HttpStatusCode.OK, refused.Status);
+            errors.Add(refused.TextOf("login-error"));
+        }
+
+        Assert.Single(errors.Distinct());
     }
 
     [Fact]
@@ -164,5 +201,22 @@ public sealed class SecurityTests
 
         Assert.Equal("/Account/Login", (await other.GetAsync("/AppPasswords")).Url.Split('?')[0]);
         Assert.Equal("/Account/Login", (await user.Client.GetAsync("/AppPasswords")).Url.Split('?')[0]);
+    }
+}
+
+/// <summary>The portal's password hasher, counting verifications: refusals must all do the same hashing work.</summary>
+internal sealed class CountingPasswordHasher : IPasswordHasher<PortalUser>
+{
+    private readonly PasswordHasher<PortalUser> _inner = new();
+    private int _verifications;
+
+    public int Verifications => Volatile.Read(ref _verifications);
+
+    public string HashPassword(PortalUser user, string password) => _inner.HashPassword(user, password);
+
+    public PasswordVerificationResult VerifyHashedPassword(PortalUser user, string hashedPassword, string providedPassword)
+    {
+        Interlocked.Increment(ref _verifications);
+        return _inner.VerifyHashedPassword(user, hashedPassword, providedPassword);
     }
 }

@@ -42,7 +42,10 @@ public sealed class PortalEnvironment : IAsyncDisposable
     /// <summary>The PostgreSQL connection string, or null on SQLite.</summary>
     public string? PostgresConnectionString { get; private set; }
 
-    public static async Task<PortalEnvironment> StartAsync(IDictionary<string, string?>? extra = null, PostgresCluster? postgres = null)
+    /// <param name="extra">Configuration on top of the test defaults.</param>
+    /// <param name="postgres">A cluster to take a fresh database from; SQLite when null.</param>
+    /// <param name="services">Registrations made before the portal's own, which therefore win over its TryAdd defaults.</param>
+    public static async Task<PortalEnvironment> StartAsync(IDictionary<string, string?>? extra = null, PostgresCluster? postgres = null, Action<IServiceCollection>? services = null)
     {
         var redis = await RedisServer.StartAsync();
         var dir = Path.Combine(Path.GetTempPath(), "broker-portal-" + Guid.NewGuid().ToString("N")[..12]);
@@ -70,6 +73,7 @@ public sealed class PortalEnvironment : IAsyncDisposable
         env.Portal = await BrokerApps.StartAsync(config, s =>
         {
             s.AddSingleton<TimeProvider>(env.Time);
+            services?.Invoke(s);
             s.AddBrokerPortal();
         }, app => app.MapBrokerPortal(), env.Logs);
         env.Validation = await BrokerApps.StartValidationAsync(config, s => s.AddSingleton<TimeProvider>(env.Time), env.Logs);

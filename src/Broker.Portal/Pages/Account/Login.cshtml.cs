@@ -36,15 +36,23 @@ public sealed class LoginModel(
         }
 
         var user = await Users.FindByNameAsync(normalized);
-        if (user is null)
+        // Every refusal costs exactly one password-hash verification, like a real check, so the
+        // response time does not tell unknown, disabled, locked-out and not yet enrolled (no
+        // password) accounts from an existing account with a wrong password.
+        var refusal = user is null ? null : await RefusedWithoutHashingAsync(user);
+        if (user is null || refusal is not null)
         {
-            // Spend the time a real check would, so response time does not reveal unknown usernames.
             Users.PasswordHasher.VerifyHashedPassword(new PortalUser(), DummyHash, password);
+            if (user is not null)
+            {
+                await log.RecordAsync(user, SecurityEventKinds.SignInFailed, refusal!);
+            }
+
             return Fail("password");
         }
 
         var result = await identitySignIn.CheckPasswordSignInAsync(user, password, lockoutOnFailure: true);
-        if (!result.Succeeded || user.DisabledAt is not null)
+        if (!result.Succeeded)
         {
             await log.RecordAsync(user, SecurityEventKinds.SignInFailed, result.IsLockedOut ? "account locked after repeated failures" : "wrong password");
             return Fail("password");
@@ -82,6 +90,16 @@ public sealed class LoginModel(
         PortalLog.SignedIn(logger, user.UserName!, "hwk");
         return LocalRedirect(SafeReturnUrl(returnUrl));
     }
+
+    /// <summary>
+    /// Why Identity's password check would refuse <paramref name="user"/> before hashing anything
+    /// (disabled accounts are locked out for good), or null when it would verify the password.
+    /// </summary>
+    private async Task<string?> RefusedWithoutHashingAsync(PortalUser user) =>
+        user.DisabledAt is not null ? "account disabled"
+        : await Users.IsLockedOutAsync(user) ? "account locked after repeated failures"
+        : user.PasswordHash is null ? "no password set yet"
+        : null;
 
     private PageResult Fail(string step)
     {

@@ -15,6 +15,12 @@ public static class PortalClaims
     /// <summary>Unix seconds of the last passkey or TOTP check: the step-up clock.</summary>
     public const string MfaAt = "broker:mfa_at";
 
+    /// <summary>
+    /// Unix seconds of the last passkey check: the step-up clock under <c>RequiredFactor=passkey</c>,
+    /// where a TOTP code (phishable) does not count as the fresh check.
+    /// </summary>
+    public const string PasskeyAt = "broker:hwk_at";
+
     /// <summary>Present on administrators.</summary>
     public const string Admin = "broker:admin";
 
@@ -23,13 +29,17 @@ public static class PortalClaims
 
     public static bool HasMfa(this ClaimsPrincipal principal) => principal.FindFirstValue(Mfa) == "1";
 
-    public static DateTimeOffset? MfaTime(this ClaimsPrincipal principal) =>
-        long.TryParse(principal.FindFirstValue(MfaAt), NumberStyles.None, CultureInfo.InvariantCulture, out var s)
+    public static DateTimeOffset? MfaTime(this ClaimsPrincipal principal) => Time(principal, MfaAt);
+
+    public static DateTimeOffset? PasskeyTime(this ClaimsPrincipal principal) => Time(principal, PasskeyAt);
+
+    private static DateTimeOffset? Time(ClaimsPrincipal principal, string type) =>
+        long.TryParse(principal.FindFirstValue(type), NumberStyles.None, CultureInfo.InvariantCulture, out var s)
             ? DateTimeOffset.FromUnixTimeSeconds(s)
             : null;
 
     /// <summary>Claims that must survive the periodic security-stamp refresh of the cookie.</summary>
-    public static bool IsSessionClaim(Claim c) => c.Type is Mfa or MfaAt or Amr;
+    public static bool IsSessionClaim(Claim c) => c.Type is Mfa or MfaAt or PasskeyAt or Amr;
 }
 
 /// <summary>Adds the admin claim; rebuilt on every security-stamp refresh so a demotion takes effect.</summary>

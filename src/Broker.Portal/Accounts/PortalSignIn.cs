@@ -18,7 +18,8 @@ public sealed class PortalSignIn(
     UserManager<PortalUser> users,
     IHttpContextAccessor http,
     TimeProvider time,
-    IOptions<PortalOptions> options)
+    IOptions<PortalOptions> options,
+    PortalPolicy policy)
 {
     /// <summary>Short-lived cookie holding "password checked, second factor pending" for one user.</summary>
     public const string PendingScheme = "Broker.Pending";
@@ -50,14 +51,55 @@ public sealed class PortalSignIn(
     }
 
     /// <summary>Starts the session. <paramref name="methods"/> are amr values; passkey or TOTP also start the step-up clock.</summary>
-    public async Task SignInAsync(PortalUser user, bool mfa, params string[] methods)
+    public Task SignInAsync(PortalUser user, bool mfa, params string[] methods) =>
+        StartSessionAsync(user, mfa, methods, verifiedNow: methods, passkeyAt: null);
+
+    /// <summary>Re-issues the session cookie with a fresh step-up time after a passkey or TOTP check.</summary>
+    public async Task StepUpAsync(PortalUser user, string method)
+    {
+        var current = Context.User;
+        var methods = current.FindAll(PortalClaims.Amr).Select(c => c.Value).Append(method).ToArray();
+        // Only the method just used is fresh: a session that began with a passkey and now steps up
+        // with TOTP keeps its old passkey time rather than getting a new one.
+        await StartSessionAsync(user, mfa: true, methods, verifiedNow: [method], passkeyAt: method == "hwk" ? null : current.PasskeyTime());
+    }
+
+    /// <summary>
+    /// Whether the session's last check that counts under the policy lies within the step-up window:
+    /// a passkey or TOTP check, or only a passkey check under <c>RequiredFactor=passkey</c> (that
+    /// policy means phishing-resistant only, and a TOTP code can be phished along with the password).
+    /// </summary>
+    public bool IsFresh(ClaimsPrincipal principal) =>
+        principal.HasMfa() && Within(policy.PasskeyRequired ? principal.PasskeyTime() : principal.MfaTime());
+
+    /// <summary>
+    /// Whether any passkey or TOTP check lies within the window, whatever the policy. Only for a user
+    /// without a passkey adding one under <c>RequiredFactor=passkey</c>: otherwise nobody who enrolled
+    /// with TOTP before the policy could ever comply.
+    /// </summary>
+    public bool IsFreshWithAnyFactor(ClaimsPrincipal principal) => principal.HasMfa() && Within(principal.MfaTime());
+
+    private bool Within(DateTimeOffset? at) => at is not null && time.GetUtcNow() - at.Value <= options.Value.StepUpWindow;
+
+    private async Task StartSessionAsync(PortalUser user, bool mfa, string[] methods, string[] verifiedNow, DateTimeOffset? passkeyAt)
     {
         await Context.SignOutAsync(PendingScheme);
+        var now = time.GetUtcNow();
         var claims = new List<Claim> { new(PortalClaims.Mfa, mfa ? "1" : "0") };
         claims.AddRange(methods.Distinct().Select(m => new Claim(PortalClaims.Amr, m)));
-        if (methods.Contains("hwk") || methods.Contains("otp"))
+        if (verifiedNow.Contains("hwk") || verifiedNow.Contains("otp"))
         {
-            claims.Add(new Claim(PortalClaims.MfaAt, time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)));
+            claims.Add(new Claim(PortalClaims.MfaAt, Seconds(now)));
+        }
+
+        if (verifiedNow.Contains("hwk"))
+        {
+            passkeyAt = now;
+        }
+
+        if (passkeyAt is { } p)
+        {
+            claims.Add(new Claim(PortalClaims.PasskeyAt, Seconds(p)));
         }
 
         if (mfa)
@@ -68,20 +110,7 @@ public sealed class PortalSignIn(
         await signIn.SignInWithClaimsAsync(user, isPersistent: false, claims);
     }
 
-    /// <summary>Re-issues the session cookie with a fresh step-up time after a passkey or TOTP check.</summary>
-    public async Task StepUpAsync(PortalUser user, string method)
-    {
-        var current = Context.User;
-        var methods = current.FindAll(PortalClaims.Amr).Select(c => c.Value).Append(method).ToArray();
-        await SignInAsync(user, mfa: true, methods);
-    }
-
-    /// <summary>Whether the session's last passkey/TOTP check lies within the step-up window.</summary>
-    public bool IsFresh(ClaimsPrincipal principal)
-    {
-        var at = principal.MfaTime();
-        return principal.HasMfa() && at is not null && time.GetUtcNow() - at.Value <= options.Value.StepUpWindow;
-    }
+    private static string Seconds(DateTimeOffset t) => t.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
 
     public async Task SignOutAsync()
     {

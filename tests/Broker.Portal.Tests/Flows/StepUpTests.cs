@@ -1,5 +1,8 @@
 using System.Net;
+using Broker.Portal.Data;
 using Broker.Portal.Tests.Infrastructure;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Portal.Tests.Flows;
 
@@ -93,5 +96,62 @@ public sealed class StepUpTests
 
         Assert.Equal(HttpStatusCode.Redirect, back.Status);
         Assert.Equal("/AppPasswords", back.Location);
+    }
+
+    [Fact]
+    public async Task PasskeyRequiredPolicy_TotpSignInAndTotpStepUp_DoNotMakeAppPasswordWritesFresh()
+    {
+        await using var env = await PortalEnvironment.StartAsync(new Dictionary<string, string?> { ["Broker:Portal:RequiredFactor"] = "passkey" });
+        var user = await env.EnrollWithTotpAsync("pat");
+        await AddPasskeyAsync(env, "pat");
+
+        // Password + TOTP meets nothing more than the sign-in itself: the fresh check must be a passkey.
+        using var client = await env.SignInWithTotpAsync(user);
+        var get = await client.GetRawAsync("/AppPasswords/New");
+        Assert.StartsWith("/Account/StepUp", get.Location, StringComparison.Ordinal);
+
+        var stepUp = await client.GetAsync(get.Location!);
+        Assert.Contains("requires a passkey", stepUp.TextOf("stepup-passkey-required"), StringComparison.Ordinal);
+        Assert.Contains("id=\"stepup-passkey\"", stepUp.Html, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"stepup-verify\"", stepUp.Html, StringComparison.Ordinal);
+        var totp = await client.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/AppPasswords/New")], stepUp.AntiforgeryToken());
+        Assert.Contains("requires a passkey", totp.Html, StringComparison.Ordinal);
+
+        Assert.StartsWith("/Account/StepUp", (await client.GetRawAsync("/AppPasswords/New")).Location, StringComparison.Ordinal);
+        var post = await client.PostAsync("/AppPasswords/New", null, [new("Name", "Phone"), new("Scopes", "imap"), new("Lifetime", "30.00:00:00")], stepUp.AntiforgeryToken(), follow: false);
+        Assert.StartsWith("/Account/StepUp", post.Location, StringComparison.Ordinal);
+        Assert.Empty(await env.Portal.AppPasswords.ListAsync("pat"));
+    }
+
+    [Fact]
+    public async Task PasskeyRequiredPolicy_TotpOnlyUser_StepsUpWithTotpToAddAPasskey()
+    {
+        await using var env = await PortalEnvironment.StartAsync(new Dictionary<string, string?> { ["Broker:Portal:RequiredFactor"] = "passkey" });
+        var user = await env.EnrollWithTotpAsync("quinn");
+        env.Time.Advance(TimeSpan.FromMinutes(10));
+        var security = await user.Client.GetAsync("/Security");
+        var stale = await user.Client.PostAsync("/Security", "PasskeyCreationOptions", [], security.AntiforgeryToken(), follow: false);
+        Assert.NotEqual(HttpStatusCode.OK, stale.Status);
+
+        var stepUp = await user.Client.GetAsync("/Account/StepUp?returnUrl=/AppPasswords/New");
+        Assert.Contains("id=\"stepup-verify\"", stepUp.Html, StringComparison.Ordinal);
+        var back = await user.Client.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/AppPasswords/New")], stepUp.AntiforgeryToken());
+
+        // Sent to add a passkey, the one thing the TOTP check is good for here, and allowed to.
+        Assert.Equal("/Security", back.Url);
+        var options = await user.Client.PostAsync("/Security", "PasskeyCreationOptions", [], back.AntiforgeryToken(), follow: false);
+        Assert.Equal(HttpStatusCode.OK, options.Status);
+        Assert.Contains("challenge", options.Html, StringComparison.Ordinal);
+    }
+
+    /// <summary>Stores a passkey for the user directly: the HTTP tests cannot run a WebAuthn ceremony.</summary>
+    private static async Task AddPasskeyAsync(PortalEnvironment env, string username)
+    {
+        await using var scope = env.Portal.Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
+        var passkey = new UserPasskeyInfo(
+            credentialId: [1, 2, 3, 4, 5, 6, 7, 8], publicKey: [1, 2, 3], createdAt: env.Time.GetUtcNow(), signCount: 0, transports: null,
+            isUserVerified: true, isBackupEligible: false, isBackedUp: false, attestationObject: [1], clientDataJson: [1]);
+        Assert.True((await users.AddOrUpdatePasskeyAsync((await users.FindByNameAsync(username))!, passkey)).Succeeded);
     }
 }

@@ -9,13 +9,17 @@ using Microsoft.Extensions.Options;
 
 namespace Broker.Portal.Pages.Account;
 
-/// <summary>Fresh-MFA check inside a signed-in session (passkey or TOTP; recovery codes do not count).</summary>
+/// <summary>
+/// Fresh-MFA check inside a signed-in session: passkey or TOTP (recovery codes do not count); under
+/// RequiredFactor=passkey a passkey, with TOTP left only to users who have none yet, to add one.
+/// </summary>
 public sealed class StepUpModel(
     SignInManager<PortalUser> identitySignIn,
     AccountService accounts,
     TotpService totp,
     SecurityLog log,
     IOptions<PortalOptions> options,
+    PortalPolicy policy,
     ILogger<StepUpModel> logger) : PortalPage
 {
     public string? Error { get; private set; }
@@ -24,7 +28,11 @@ public sealed class StepUpModel(
 
     public bool HasPasskey { get; private set; }
 
+    /// <summary>Whether a TOTP code is offered: not under RequiredFactor=passkey to a user who has a passkey.</summary>
     public bool HasTotp { get; private set; }
+
+    /// <summary>Under RequiredFactor=passkey only a passkey check counts; the page says so.</summary>
+    public bool PasskeyRequired => policy.PasskeyRequired;
 
     public int WindowMinutes => (int)Math.Ceiling(options.Value.StepUpWindow.TotalMinutes);
 
@@ -61,6 +69,12 @@ public sealed class StepUpModel(
             return RedirectToPage("/Account/Login");
         }
 
+        if (!await TotpCountsAsync(user))
+        {
+            // Refused before the code is looked at: it is neither used up nor counted as a failure.
+            return await ShowAsync(user, "Your organisation requires a passkey for this check.");
+        }
+
         if (await Users.IsLockedOutAsync(user) || !await totp.VerifyAsync(user, code))
         {
             await Users.AccessFailedAsync(user);
@@ -75,7 +89,9 @@ public sealed class StepUpModel(
     {
         await Sessions.StepUpAsync(user, method);
         await log.RecordAsync(user, SecurityEventKinds.StepUp, description);
-        return LocalRedirect(ReturnUrl!);
+        // Under RequiredFactor=passkey a TOTP check (offered only to users without a passkey) is good
+        // for one thing, adding a passkey; anywhere else it would send the user straight back here.
+        return policy.PasskeyRequired && method != "hwk" ? RedirectToPage("/Security/Index") : LocalRedirect(ReturnUrl!);
     }
 
     /// <summary>Step-up is for sessions that already passed MFA; anything else starts at sign-in.</summary>
@@ -87,7 +103,12 @@ public sealed class StepUpModel(
         Error = error;
         var factors = await accounts.FactorsAsync(user);
         HasPasskey = factors.Passkeys.Count > 0;
-        HasTotp = factors.TotpName is not null;
+        HasTotp = TotpCounts(factors);
         return Page();
     }
+
+    private async Task<bool> TotpCountsAsync(PortalUser user) => TotpCounts(await accounts.FactorsAsync(user));
+
+    private bool TotpCounts(FactorSummary factors) =>
+        factors.TotpName is not null && !(policy.PasskeyRequired && factors.Passkeys.Count > 0);
 }

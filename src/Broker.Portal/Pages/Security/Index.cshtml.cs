@@ -223,8 +223,20 @@ public sealed class SecurityModel(
         return await ShowAsync(user);
     }
 
-    private async Task<bool> MayChangeFactorsAsync(PortalUser user) =>
-        IsFreshMfa() || !(await accounts.FactorsAsync(user)).HasAny;
+    /// <summary>
+    /// Adding a passkey: a fresh check that counts under the policy, or no factor yet, or, under
+    /// RequiredFactor=passkey, a fresh TOTP check from a user who has no passkey yet (the way to comply).
+    /// </summary>
+    private async Task<bool> MayChangeFactorsAsync(PortalUser user)
+    {
+        if (IsFreshMfa())
+        {
+            return true;
+        }
+
+        var factors = await accounts.FactorsAsync(user);
+        return !factors.HasAny || (PasskeyRequired && factors.Passkeys.Count == 0 && Sessions.IsFreshWithAnyFactor(User));
+    }
 
     private bool IsFreshMfa() => Sessions.IsFresh(User);
 

@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using Broker.Portal.Data;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 using OtpNet;
@@ -11,25 +13,58 @@ namespace Broker.Portal.Totp;
 /// step of clock drift either way, and a time step once accepted is never accepted again for the
 /// user (the last accepted step is stored on the account). Otp.NET does the HOTP arithmetic.
 /// </summary>
-public sealed class TotpService(UserManager<PortalUser> users, TimeProvider time, IOptions<PortalOptions> options)
+public sealed class TotpService(UserManager<PortalUser> users, TimeProvider time, IOptions<PortalOptions> options, IDataProtectionProvider protection)
 {
+    /// <summary>How long a setup page's key can be confirmed.</summary>
+    public static readonly TimeSpan PendingKeyLifetime = TimeSpan.FromMinutes(15);
+
     private const string TokenProvider = "[Broker]";
     private const string ActiveKey = "TotpKey";
-    private const string PendingKey = "PendingTotpKey";
+
+    /// <summary>Where earlier versions kept one pending key per account; only ever removed now.</summary>
+    private const string LegacyPendingKey = "PendingTotpKey";
     private static readonly VerificationWindow Window = new(previous: 1, future: 1);
 
-    /// <summary>Creates (or returns the not yet confirmed) secret for enrolling an authenticator app.</summary>
-    public async Task<string> GetOrCreatePendingKeyAsync(PortalUser user)
+    /// <summary>
+    /// A new secret for one view of the setup page, and the sealed form of it the page posts back.
+    /// Nothing is stored until it is confirmed: every view gets its own key, so a key seen in another
+    /// session (someone who knows the password) is never the one the user goes on to enroll. The
+    /// sealed key names the account and its security stamp and expires after <see cref="PendingKeyLifetime"/>.
+    /// </summary>
+    public async Task<PendingTotpKey> NewPendingKeyAsync(PortalUser user)
     {
-        var existing = await users.GetAuthenticationTokenAsync(user, TokenProvider, PendingKey);
-        if (!string.IsNullOrEmpty(existing))
+        var key = Base32Encoding.ToString(KeyGeneration.GenerateRandomKey(20));
+        var issued = time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+        var stamp = await users.GetSecurityStampAsync(user);
+        return new PendingTotpKey(key, Protector().Protect(string.Join('\n', user.Id, stamp, issued, key)));
+    }
+
+    /// <summary>The key sealed in <paramref name="sealedKey"/> when it is this account's and still current, else null.</summary>
+    public async Task<PendingTotpKey?> OpenPendingKeyAsync(PortalUser user, string? sealedKey)
+    {
+        if (string.IsNullOrEmpty(sealedKey) || sealedKey.Length > 2000)
         {
-            return existing;
+            return null;
         }
 
-        var key = Base32Encoding.ToString(KeyGeneration.GenerateRandomKey(20));
-        await users.SetAuthenticationTokenAsync(user, TokenProvider, PendingKey, key);
-        return key;
+        string[] parts;
+        try
+        {
+            parts = Protector().Unprotect(sealedKey).Split('\n');
+        }
+        catch (CryptographicException)
+        {
+            return null;
+        }
+
+        if (parts.Length != 4 || parts[0] != user.Id || parts[1] != await users.GetSecurityStampAsync(user)
+            || !long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var issued))
+        {
+            return null;
+        }
+
+        var age = time.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(issued);
+        return age >= TimeSpan.Zero && age <= PendingKeyLifetime ? new PendingTotpKey(parts[3], sealedKey) : null;
     }
 
     /// <summary>The otpauth:// URI authenticator apps read from the QR code.</summary>
@@ -40,17 +75,17 @@ public sealed class TotpService(UserManager<PortalUser> users, TimeProvider time
         return $"otpauth://totp/{issuer}:{account}?secret={key}&issuer={issuer}&algorithm=SHA1&digits=6&period=30";
     }
 
-    /// <summary>Checks a code against the pending key and, when right, makes it the user's authenticator.</summary>
-    public async Task<bool> ConfirmAsync(PortalUser user, string? code, string name)
+    /// <summary>Checks a code against a setup page's key and, when right, makes it the user's authenticator.</summary>
+    public async Task<bool> ConfirmAsync(PortalUser user, PendingTotpKey pending, string? code, string name)
     {
-        var key = await users.GetAuthenticationTokenAsync(user, TokenProvider, PendingKey);
-        if (string.IsNullOrEmpty(key) || !Check(key, code, time.GetUtcNow(), lastStep: 0, out var step))
+        ArgumentNullException.ThrowIfNull(pending);
+        if (!Check(pending.Key, code, time.GetUtcNow(), lastStep: 0, out var step))
         {
             return false;
         }
 
-        await users.SetAuthenticationTokenAsync(user, TokenProvider, ActiveKey, key);
-        await users.RemoveAuthenticationTokenAsync(user, TokenProvider, PendingKey);
+        await users.SetAuthenticationTokenAsync(user, TokenProvider, ActiveKey, pending.Key);
+        await users.RemoveAuthenticationTokenAsync(user, TokenProvider, LegacyPendingKey);
         user.TotpName = name;
         user.TotpAddedAt = time.GetUtcNow();
         user.TotpLastStep = step;
@@ -78,7 +113,7 @@ public sealed class TotpService(UserManager<PortalUser> users, TimeProvider time
     public async Task RemoveAsync(PortalUser user)
     {
         await users.RemoveAuthenticationTokenAsync(user, TokenProvider, ActiveKey);
-        await users.RemoveAuthenticationTokenAsync(user, TokenProvider, PendingKey);
+        await users.RemoveAuthenticationTokenAsync(user, TokenProvider, LegacyPendingKey);
         user.TotpName = null;
         user.TotpAddedAt = null;
         await users.UpdateAsync(user);
@@ -102,6 +137,8 @@ public sealed class TotpService(UserManager<PortalUser> users, TimeProvider time
     public static string Compute(string base32Key, DateTimeOffset at) =>
         new OtpNet.Totp(Base32Encoding.ToBytes(base32Key), step: 30, mode: OtpHashMode.Sha1, totpSize: 6).ComputeTotp(at.UtcDateTime);
 
+    private IDataProtector Protector() => protection.CreateProtector("Broker.Portal.PendingTotpKey");
+
     private static string? NormalizeCode(string? code)
     {
         if (code is null)
@@ -113,3 +150,6 @@ public sealed class TotpService(UserManager<PortalUser> users, TimeProvider time
         return digits.Length == 6 && digits.All(char.IsAsciiDigit) ? digits.ToString(CultureInfo.InvariantCulture) : null;
     }
 }
+
+/// <summary>A not yet confirmed authenticator key: the key to show and its sealed form for the setup form.</summary>
+public sealed record PendingTotpKey(string Key, string Sealed);

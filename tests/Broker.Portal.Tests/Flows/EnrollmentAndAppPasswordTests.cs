@@ -115,4 +115,68 @@ public sealed class EnrollmentAndAppPasswordTests
         Assert.Contains("192.0.2.10", list.Html, StringComparison.Ordinal);
         Assert.Contains("Outlook", table, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TotpSetup_EveryViewGetsItsOwnKey_AKeySeenEarlierOrElsewhereIsNotEnrolled()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        using var owner = await SetPasswordOnlyAsync(env, "vic");
+        // Someone who knows the password opens the setup page in another session first.
+        using var other = env.NewClient();
+        await other.SubmitAsync("/Account/Login", "Password", [new("Username", "vic"), new("Password", PortalEnvironment.Password)]);
+        var seenElsewhere = KeyOf(await other.GetAsync("/Security/Totp"));
+
+        var firstView = await owner.GetAsync("/Security/Totp");
+        var page = await owner.GetAsync("/Security/Totp");
+        var key = KeyOf(page);
+        Assert.Equal(3, new[] { seenElsewhere, KeyOf(firstView), key }.Distinct().Count());
+
+        // The code of an earlier view's key does not confirm this view, and the same key is shown again.
+        var wrongView = await owner.PostAsync("/Security/Totp", null, [new("Code", env.NextCode(KeyOf(firstView))), new("Name", "Phone"), new("Pending", page.HiddenValue("Pending")!)], page.AntiforgeryToken());
+        Assert.Contains("does not match", wrongView.Html, StringComparison.Ordinal);
+        Assert.Equal(key, KeyOf(wrongView));
+        var done = await owner.PostAsync("/Security/Totp", null, [new("Code", env.NextCode(key)), new("Name", "Phone"), new("Pending", wrongView.HiddenValue("Pending")!)], wrongView.AntiforgeryToken());
+        Assert.Equal(10, done.RecoveryCodes().Count);
+
+        foreach (var earlier in new[] { seenElsewhere, KeyOf(firstView) })
+        {
+            using var attempt = env.NewClient();
+            var second = await attempt.SubmitAsync("/Account/Login", "Password", [new("Username", "vic"), new("Password", PortalEnvironment.Password)]);
+            var refused = await attempt.PostAsync(second.Url, "Totp", [new("Code", env.NextCode(earlier))], second.AntiforgeryToken());
+            Assert.Equal("/Account/SecondFactor", refused.Url.Split('?')[0]);
+        }
+
+        // The key shown by the view whose form was confirmed is the one that signs in.
+        using var signedIn = await env.SignInWithTotpAsync(new EnrolledUser("vic", key, done.RecoveryCodes(), owner));
+    }
+
+    [Fact]
+    public async Task TotpSetup_KeyOlderThanFifteenMinutes_IsNotEnrolled_AndANewOneIsShown()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        using var owner = await SetPasswordOnlyAsync(env, "wes");
+        var page = await owner.GetAsync("/Security/Totp");
+        var key = KeyOf(page);
+
+        env.Time.Advance(TimeSpan.FromMinutes(16));
+        var late = await owner.PostAsync("/Security/Totp", null, [new("Code", env.NextCode(key)), new("Name", "Phone"), new("Pending", page.HiddenValue("Pending")!)], page.AntiforgeryToken());
+
+        Assert.Contains("expired", late.Html, StringComparison.Ordinal);
+        Assert.NotEqual(key, KeyOf(late));
+        Assert.Equal("/Security/Totp", (await owner.GetAsync("/Security/Totp")).Url);
+    }
+
+    /// <summary>An account whose owner has set a password from the enrollment link and has no second factor yet.</summary>
+    private static async Task<PortalClient> SetPasswordOnlyAsync(PortalEnvironment env, string username)
+    {
+        var link = await env.CreateUserAsync(username);
+        var client = env.NewClient();
+        var enroll = await client.GetAsync(link);
+        var token = link.Split("token=")[1];
+        var set = await client.PostAsync(enroll.Url, null, [new("Token", token), new("Password", PortalEnvironment.Password), new("Confirm", PortalEnvironment.Password)], enroll.AntiforgeryToken());
+        Assert.Equal("/Security", set.Url);
+        return client;
+    }
+
+    private static string KeyOf(PageResponse page) => page.TextOf("totp-key").Replace(" ", string.Empty, StringComparison.Ordinal);
 }

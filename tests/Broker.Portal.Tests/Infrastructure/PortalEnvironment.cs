@@ -108,7 +108,7 @@ public sealed class PortalEnvironment : IAsyncDisposable
 
         var totpPage = await client.GetAsync("/Security/Totp");
         var key = totpPage.TextOf("totp-key").Replace(" ", string.Empty, StringComparison.Ordinal);
-        var done = await client.PostAsync("/Security/Totp", null, [new("Code", NextCode(key)), new("Name", "Phone app")], totpPage.AntiforgeryToken());
+        var done = await client.PostAsync("/Security/Totp", null, [new("Code", NextCode(key)), new("Name", "Phone app"), new("Pending", totpPage.HiddenValue("Pending")!)], totpPage.AntiforgeryToken());
         var codes = done.RecoveryCodes();
         Assert.Equal(10, codes.Count);
         return new EnrolledUser(username, key, codes, client);

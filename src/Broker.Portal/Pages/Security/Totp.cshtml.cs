@@ -20,6 +20,9 @@ public sealed class TotpModel(
 
     public string? Error { get; private set; }
 
+    /// <summary>This view's key, sealed: the form posts it back, so the key confirmed is the key shown here.</summary>
+    public string Pending { get; private set; } = string.Empty;
+
     public IReadOnlyList<string>? NewRecoveryCodes { get; private set; }
 
     public async Task<IActionResult> OnGetAsync()
@@ -35,11 +38,11 @@ public sealed class TotpModel(
             return StepUp();
         }
 
-        await ShowAsync(user);
+        Show(user, await totp.NewPendingKeyAsync(user));
         return Page();
     }
 
-    public async Task<IActionResult> OnPostAsync(string? code, string? name)
+    public async Task<IActionResult> OnPostAsync(string? code, string? name, string? pending)
     {
         var user = await CurrentUserAsync();
         if (user.TotpName is not null)
@@ -52,11 +55,19 @@ public sealed class TotpModel(
             return StepUp();
         }
 
-        var label = string.IsNullOrWhiteSpace(name) ? "Authenticator app" : new string(name.Where(c => !char.IsControl(c)).Take(100).ToArray()).Trim();
-        if (!await totp.ConfirmAsync(user, code, label))
+        if (await totp.OpenPendingKeyAsync(user, pending) is not { } key)
         {
+            Error = "This setup page has expired. Remove the entry you may have added in your app, scan this new code and enter the code it shows.";
+            Show(user, await totp.NewPendingKeyAsync(user));
+            return Page();
+        }
+
+        var label = string.IsNullOrWhiteSpace(name) ? "Authenticator app" : new string(name.Where(c => !char.IsControl(c)).Take(100).ToArray()).Trim();
+        if (!await totp.ConfirmAsync(user, key, code, label))
+        {
+            // Same key again: the user has scanned it already and only mistyped or was too slow.
             Error = "That code does not match. Check the time on your phone and enter the current code.";
-            await ShowAsync(user);
+            Show(user, key);
             return Page();
         }
 
@@ -81,11 +92,11 @@ public sealed class TotpModel(
     private async Task<bool> MayEnrollAsync(PortalUser user) =>
         Sessions.IsFresh(User) || !(await accounts.FactorsAsync(user)).HasAny;
 
-    private async Task ShowAsync(PortalUser user)
+    private void Show(PortalUser user, PendingTotpKey pending)
     {
-        var key = await totp.GetOrCreatePendingKeyAsync(user);
-        FormattedKey = string.Join(' ', key.Chunk(4).Select(c => new string(c)));
-        using var data = QRCodeGenerator.GenerateQrCode(totp.AuthenticatorUri(user, key), QRCodeGenerator.ECCLevel.M);
+        Pending = pending.Sealed;
+        FormattedKey = string.Join(' ', pending.Key.Chunk(4).Select(c => new string(c)));
+        using var data = QRCodeGenerator.GenerateQrCode(totp.AuthenticatorUri(user, pending.Key), QRCodeGenerator.ECCLevel.M);
         var png = new PngByteQRCode(data).GetGraphic(6);
         QrDataUri = "data:image/png;base64," + Convert.ToBase64String(png);
     }

@@ -610,21 +610,23 @@ public sealed partial class AppPasswordService(
     /// </summary>
     public async Task<bool> IsNetworkThrottledAsync(string? remoteIp, string? user, CancellationToken ct = default)
     {
-        if (!await IsNetworkThrottledAsync(remoteIp, ct))
+        return await IsNetworkThrottledAsync(remoteIp, ct) && !await IsKnownNetworkAsync(remoteIp, user, ct);
+    }
+
+    /// <summary>
+    /// Whether the network of <paramref name="remoteIp"/> is known-good for <paramref name="user"/>:
+    /// an app password of theirs was let in from it within <see cref="ThrottlingOptions.KnownNetworkLifetime"/>.
+    /// </summary>
+    public async Task<bool> IsKnownNetworkAsync(string? remoteIp, string? user, CancellationToken ct = default)
+    {
+        // Normalised as ValidateAsync does, so "Alice@Example.com " finds alice's known networks.
+        if (NetworkOf(remoteIp) is not { } network || !Username.TryNormalize(user, out var owner))
         {
             return false;
         }
 
-        // Normalised as ValidateAsync does, so "Alice@Example.com " finds alice's known networks.
-        if (!Username.TryNormalize(user, out var owner))
-        {
-            return true;
-        }
-
-        var network = NetworkOf(remoteIp)!;
         var seen = await Run(db => db.HashGetAsync(keys.KnownNetworks(owner), network), ct);
-        var known = seen.TryParse(out long at) && at + (long)throttling.Value.KnownNetworkLifetime.TotalMilliseconds > ToMs(Now());
-        return !known;
+        return seen.TryParse(out long at) && at + (long)throttling.Value.KnownNetworkLifetime.TotalMilliseconds > ToMs(Now());
     }
 
     private string? NetworkOf(string? ip) => SourceNetwork.Of(ip, throttling.Value.IPv4Prefix, throttling.Value.IPv6Prefix);

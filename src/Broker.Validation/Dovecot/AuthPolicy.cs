@@ -112,7 +112,7 @@ public interface IAuthPolicy
 /// not for a user whose known-good network it is),
 /// or when the failures Dovecot reported for that address reach <see cref="AuthPolicyOptions.FailureThreshold"/>
 /// (one counter per address, TTL = window; IPv6 per /64) — the latter also catches failures of
-/// other passdbs that never reach Broker.
+/// other passdbs that never reach Broker. Neither refuses a user whose known-good network it is.
 /// </summary>
 public sealed partial class SourceFailurePolicy(IConnectionMultiplexer redis, RedisKeys keys, AppPasswordService store, IOptions<AuthPolicyOptions> options, IOptions<RedisOptions> redisOptions, ILogger<SourceFailurePolicy> logger) : IAuthPolicy
 {
@@ -139,7 +139,9 @@ public sealed partial class SourceFailurePolicy(IConnectionMultiplexer redis, Re
         }
 
         var failures = (long?)await redis.GetDatabase().StringGetAsync(Key(request.Remote)).WaitAsync(redisOptions.Value.OperationTimeout, ct) ?? 0;
-        if (failures < o.FailureThreshold)
+        // The same exemption for the address counter: one bad actor behind an office NAT must not lock
+        // everyone there out. Guessing at that user from there still meets Broker's user × network limit.
+        if (failures < o.FailureThreshold || await store.IsKnownNetworkAsync(request.Remote.ToString(), request.Login, ct))
         {
             return AuthPolicyVerdict.Allow;
         }

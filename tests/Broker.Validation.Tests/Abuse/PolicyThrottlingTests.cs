@@ -60,6 +60,31 @@ public sealed class PolicyThrottlingTests(RedisFixture redis) : IClassFixture<Re
         Assert.Equal(0, colleague.GetProperty("status").GetInt32());
     }
 
+    [Fact]
+    public async Task Policy_AddressOverItsFailureThreshold_IsRefusedForStrangers_ButNotForAUserWhoseKnownGoodNetworkItIs()
+    {
+        await using var app = await BrokerApps.StartValidationAsync(BrokerApps.BaseConfig(redis.Server.Configuration));
+        using var client = app.CreateClient();
+        var user = $"colleague-{Guid.NewGuid():N}@example.com";
+        var issued = await app.AppPasswords.IssueAsync(user, "Office", ["imap"], null);
+        using (var ok = await client.PostAsJsonAsync("/v1/validate", new { username = user, password = issued.Secret, service = "imap", remoteIp = "100.64.20.5" }))
+        {
+            ok.EnsureSuccessStatusCode();
+        }
+
+        // Dovecot reports 20 failed logins (of any passdb) from the office's NAT address.
+        for (var i = 0; i < 20; i++)
+        {
+            using var r = await client.PostAsJsonAsync("/v1/dovecot/policy?command=report", new { login = $"user{i}@example.com", remote = "100.64.20.9", success = false, policy_reject = false });
+            r.EnsureSuccessStatusCode();
+        }
+
+        Assert.Equal(-1, (await AskAsync(client, "100.64.20.9")).GetProperty("status").GetInt32());
+        Assert.Equal(0, (await AskAsync(client, "100.64.20.9", login: user)).GetProperty("status").GetInt32());
+        // Known-good is per network: the colleague's network elsewhere is not.
+        Assert.False(await app.AppPasswords.IsKnownNetworkAsync("100.64.21.9", user));
+    }
+
     private static async Task<JsonElement> AskAsync(HttpClient client, string remote, string login = "victim@example.com")
     {
         using var response = await client.PostAsJsonAsync("/v1/dovecot/policy?command=allow", new { device_id = "", login, mech = "PLAIN", protocol = "imap", pwhash = "abc", remote, session_id = "s1", tls = true });

@@ -8,13 +8,27 @@ public sealed class AppPasswordPolicyOptions
 {
     public const string SectionName = "Broker:AppPasswords";
 
+    /// <summary>
+    /// The longest lifetime any policy may allow, from configuration or an admin override. Without
+    /// a bound, a maximum near <see cref="TimeSpan.MaxValue"/> was accepted and every later issue
+    /// or renewal failed computing "now + lifetime"; ten years is far beyond any sensible app
+    /// password and far from overflowing.
+    /// </summary>
+    public static readonly TimeSpan LongestLifetime = TimeSpan.FromDays(3650);
+
+    /// <summary><see cref="LongestLifetime"/> as people read it, for messages.</summary>
+    public const string LongestLifetimeText = "3650 days (10 years)";
+
     /// <summary>Lifetime when the user does not choose one. Default 30 days.</summary>
     public TimeSpan DefaultLifetime { get; set; } = TimeSpan.FromDays(30);
 
     /// <summary>Shortest lifetime a user may choose. Default 1 hour.</summary>
     public TimeSpan MinimumLifetime { get; set; } = TimeSpan.FromHours(1);
 
-    /// <summary>Longest lifetime a user may choose, also the cap on a renewal. Default 365 days.</summary>
+    /// <summary>
+    /// Longest lifetime a user may choose, also the cap on a renewal. Default 365 days, at most
+    /// <see cref="LongestLifetime"/>.
+    /// </summary>
     public TimeSpan MaximumLifetime { get; set; } = TimeSpan.FromDays(365);
 
     /// <summary>How long a revoked app password stays listed (and denied as "revoked" rather than unknown).</summary>
@@ -56,6 +70,11 @@ internal sealed class AppPasswordPolicyValidator : IValidateOptions<AppPasswordP
         if (o.MaximumLifetime < o.MinimumLifetime)
         {
             errors.Add($"{p}:MaximumLifetime ({o.MaximumLifetime}) must not be shorter than MinimumLifetime ({o.MinimumLifetime}).");
+        }
+
+        if (o.MaximumLifetime > AppPasswordPolicyOptions.LongestLifetime)
+        {
+            errors.Add($"{p}:MaximumLifetime ({o.MaximumLifetime}) can be at most {AppPasswordPolicyOptions.LongestLifetimeText}.");
         }
 
         if (o.DefaultLifetime < o.MinimumLifetime || o.DefaultLifetime > o.MaximumLifetime)

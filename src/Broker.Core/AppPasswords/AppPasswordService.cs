@@ -74,8 +74,8 @@ public sealed partial class AppPasswordService(
             throw new AppPasswordException($"The policy does not allow app passwords for '{refused}'. Allowed: {string.Join(", ", effective.AllowedScopes)}.");
         }
 
-        var life = CheckLifetime(lifetime ?? effective.DefaultLifetime, effective);
         var now = Now();
+        var expires = ExpiryOf(now, lifetime, effective);
         var secret = AppPasswordFormat.Generate();
         AppPasswordFormat.TryCanonicalize(secret, out var canonical);
         var hash = hasher.Hash(owner, canonical);
@@ -86,7 +86,7 @@ public sealed partial class AppPasswordService(
             Name = name,
             Scopes = parsedScopes,
             Created = now,
-            Expires = now + life,
+            Expires = expires,
         };
 
         var scopeList = string.Join(',', parsedScopes);
@@ -172,10 +172,9 @@ public sealed partial class AppPasswordService(
         var owner = NormalizeOwner(user);
         await policyStore.EnsureLoadedAsync(ct);
         var effective = Effective;
-        var life = CheckLifetime(lifetime ?? effective.DefaultLifetime, effective);
-        var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
         var now = Now();
-        var expires = now + life;
+        var expires = ExpiryOf(now, lifetime, effective);
+        var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
         var result = (string?)await Run(db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Renew,
             [keys.Credential(owner, hash), keys.CredentialIds(owner), keys.UserMeta(owner)],
@@ -732,15 +731,29 @@ public sealed partial class AppPasswordService(
         }
     }
 
-    private static TimeSpan CheckLifetime(TimeSpan life, EffectivePolicy p)
+    /// <summary>
+    /// When an app password of <paramref name="lifetime"/> (the policy's default when null) from
+    /// <paramref name="now"/> expires, or an <see cref="AppPasswordException"/> when the policy
+    /// does not allow that lifetime. <see cref="AppPasswordPolicyOptions.LongestLifetime"/> bounds
+    /// it even under a policy nobody validated (options built by hand), and an expiry past the
+    /// last representable date is refused: "now + lifetime" must never throw an overflow.
+    /// </summary>
+    private static DateTimeOffset ExpiryOf(DateTimeOffset now, TimeSpan? lifetime, EffectivePolicy p)
     {
-        if (life < p.MinimumLifetime || life > p.MaximumLifetime)
+        var life = lifetime ?? p.DefaultLifetime;
+        var max = p.MaximumLifetime < AppPasswordPolicyOptions.LongestLifetime ? p.MaximumLifetime : AppPasswordPolicyOptions.LongestLifetime;
+        if (life <= TimeSpan.Zero || life < p.MinimumLifetime || life > max)
         {
             throw new AppPasswordException(
-                $"The lifetime must be between {Format(p.MinimumLifetime)} and {Format(p.MaximumLifetime)}.");
+                $"The lifetime must be between {Format(p.MinimumLifetime)} and {Format(max)}.");
         }
 
-        return life;
+        if (life > DateTimeOffset.MaxValue - now)
+        {
+            throw new AppPasswordException("The lifetime would end after the last date the store can hold; choose a shorter one.");
+        }
+
+        return now + life;
     }
 
     private static string Format(TimeSpan t) =>

@@ -66,6 +66,9 @@ public sealed partial class PolicyStore(
     private const string ByField = "by";
     private const string AtField = "at";
 
+    /// <summary>The most milliseconds a <see cref="TimeSpan"/> holds.</summary>
+    private static readonly long MaxMs = (long)TimeSpan.MaxValue.TotalMilliseconds;
+
     private volatile EffectivePolicy? _current;
 
     /// <summary>The policy in force (configuration until the first successful read of the overrides).</summary>
@@ -170,7 +173,7 @@ public sealed partial class PolicyStore(
         return errors.Count == 0 ? scopes : throw new AppPasswordException(string.Join(" ", errors));
     }
 
-    /// <summary>The same lifetime rules as the configuration validator.</summary>
+    /// <summary>The same lifetime rules as the configuration validator, <see cref="AppPasswordPolicyOptions.LongestLifetime"/> included.</summary>
     private static List<string> Check(TimeSpan def, TimeSpan min, TimeSpan max)
     {
         var errors = new List<string>();
@@ -187,6 +190,13 @@ public sealed partial class PolicyStore(
         if (def < min || def > max)
         {
             errors.Add("The default lifetime must lie between the minimum and maximum lifetimes.");
+        }
+
+        // One message for all three, the portal form's: the maximum bounds the other two, but a
+        // value beyond the limit is refused whichever field it was written in.
+        if (def > AppPasswordPolicyOptions.LongestLifetime || min > AppPasswordPolicyOptions.LongestLifetime || max > AppPasswordPolicyOptions.LongestLifetime)
+        {
+            errors.Add($"A lifetime can be at most {AppPasswordPolicyOptions.LongestLifetimeText}.");
         }
 
         return errors;
@@ -226,8 +236,15 @@ public sealed partial class PolicyStore(
         return new(def, min, max, scopes, approval, factor, true, f.GetValueOrDefault(ByField), at);
     }
 
+    /// <summary>
+    /// A stored duration. A value written by hand can exceed what a <see cref="TimeSpan"/> holds;
+    /// it is read as the longest one, so <see cref="Check"/> refuses it like any over-long value
+    /// instead of the background refresh throwing.
+    /// </summary>
     private static TimeSpan? Duration(Dictionary<string, string?> f, string field) =>
-        long.TryParse(f.GetValueOrDefault(field), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? TimeSpan.FromMilliseconds(ms) : null;
+        !long.TryParse(f.GetValueOrDefault(field), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? null
+        : ms > MaxMs ? TimeSpan.MaxValue
+        : TimeSpan.FromMilliseconds(ms);
 
     private static long Ms(TimeSpan t) => (long)t.TotalMilliseconds;
 

@@ -67,6 +67,47 @@ public sealed class PolicyStoreTests(RedisFixture redis) : AppPasswordStoreBase,
         Assert.False(await Redis.GetDatabase().KeyExistsAsync(new RedisKeys("broker").Policy));
     }
 
+    [Theory]
+    [InlineData(1, 30, 10675199)]
+    [InlineData(1, 3651, 3651)]
+    [InlineData(3651, 3651, 3651)]
+    public async Task SetAsync_LifetimeBeyondTenYears_IsRefusedWithTheFormsMessage(int minDays, int defDays, int maxDays)
+    {
+        var ex = await Assert.ThrowsAsync<AppPasswordException>(() => Policy.SetAsync(
+            Settings(min: TimeSpan.FromDays(minDays), def: TimeSpan.FromDays(defDays), max: TimeSpan.FromDays(maxDays)), "root"));
+
+        Assert.Contains("A lifetime can be at most 3650 days (10 years).", ex.Message, StringComparison.Ordinal);
+        Assert.False(Policy.Current.Overridden);
+        Assert.False(await Redis.GetDatabase().KeyExistsAsync(new RedisKeys("broker").Policy));
+    }
+
+    [Fact]
+    public async Task SetAsync_TenYears_IsAcceptedAndIssues()
+    {
+        await Policy.SetAsync(Settings(max: TimeSpan.FromDays(3650)), "root");
+
+        var issued = await Store.IssueAsync(User, "Long", ["imap"], TimeSpan.FromDays(3650));
+
+        Assert.Equal(TimeSpan.FromDays(3650), issued.AppPassword.Expires - issued.AppPassword.Created);
+    }
+
+    [Theory]
+    [InlineData("922337203685477")]
+    [InlineData("922337203685478")]
+    [InlineData("9223372036854775807")]
+    public async Task RefreshAsync_MaximumBeyondTenYearsWrittenByHand_KeepsThePreviousPolicy(string maximumMs)
+    {
+        await Policy.SetAsync(Settings(), "root");
+        // Not through SetAsync: another tool writing the hash directly.
+        await Redis.GetDatabase().HashSetAsync(new RedisKeys("broker").Policy, "max", maximumMs);
+
+        await Policy.RefreshAsync();
+
+        Assert.Equal(TimeSpan.FromDays(14), Policy.Current.MaximumLifetime);
+        var issued = await Store.IssueAsync(User, "Phone", ["imap"], null);
+        Assert.Equal(TimeSpan.FromDays(7), issued.AppPassword.Expires - issued.AppPassword.Created);
+    }
+
     [Fact]
     public async Task SetAsync_NoScopeOrUnknownScopeOrFactor_IsRefusedWithAMessage()
     {

@@ -218,16 +218,53 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
     }
 
     [Fact]
-    public async Task DisabledUser_IsDeniedUntilEnabled()
+    public async Task DisabledUser_GetsNoNewOrRenewedOrApprovedAppPassword_AndOldOnesStayRevokedAfterEnabling()
     {
+        await Store.SetNewNetworkApprovalAsync(User, true);
+        var before = await Store.IssueAsync(User, "Before", ["imap"], null, approvedFromIp: ClientIp);
+        Assert.Equal(ValidationResult.ApprovalRequired, (await Store.ValidateAsync(User, before.Secret, Imap with { RemoteIp = "192.0.2.7" })).Result);
+
         await Store.SetDisabledAsync(User, true);
         Time.Advance(TimeSpan.FromMilliseconds(5));
-        var issued = await Store.IssueAsync(User, "A", ["imap"], null);
 
-        Assert.Equal(DenyReason.Disabled, (await Store.ValidateAsync(User, issued.Secret, Imap)).Reason);
+        // Issued while disabled, it would have survived the revocation and worked once enabled again.
+        var issue = await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "During", ["imap"], null));
+        var renew = await Assert.ThrowsAsync<AppPasswordException>(() => Store.RenewAsync(User, before.AppPassword.Id, null));
+        Assert.Contains("disabled", issue.Message, StringComparison.Ordinal);
+        Assert.Contains("disabled", renew.Message, StringComparison.Ordinal);
+        Assert.Equal(NetworkApproval.UserDisabled, await Store.ApprovePendingNetworkAsync(User, before.AppPassword.Id, "192.0.2.0/24"));
+        Assert.False(await Store.ApproveNetworkAsync(User, before.AppPassword.Id, "192.0.2.0/24"));
+        Assert.Equal(["Before"], (await Store.ListAsync(User)).Select(a => a.Name));
 
         await Store.SetDisabledAsync(User, false);
+
+        Assert.Equal(DenyReason.Revoked, (await Store.ValidateAsync(User, before.Secret, Imap)).Reason);
+        Assert.Equal(NetworkApproval.NotPending, await Store.ApprovePendingNetworkAsync(User, before.AppPassword.Id, "192.0.2.0/24"));
+        var after = await Store.IssueAsync(User, "After", ["imap"], null);
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, after.Secret, Imap)).Result);
+    }
+
+    [Fact]
+    public async Task DisabledMark_BeforeTheRevocationHasRun_AlreadyRefusesLoginsRenewalsAndApprovals()
+    {
+        await Store.SetNewNetworkApprovalAsync(User, true);
+        var issued = await Store.IssueAsync(User, "A", ["imap"], null, approvedFromIp: ClientIp);
+        Assert.Equal(ValidationResult.ApprovalRequired, (await Store.ValidateAsync(User, issued.Secret, Imap with { RemoteIp = "192.0.2.7" })).Result);
+        var meta = new RedisKeys("broker").UserMeta(User);
+
+        // What disabling writes first; the revocation of every app password follows it.
+        await Redis.GetDatabase().HashSetAsync(meta, "disabled", "1");
+
+        Assert.Equal(DenyReason.Disabled, (await Store.ValidateAsync(User, issued.Secret, Imap)).Reason);
+        Assert.Contains("disabled", (await Assert.ThrowsAsync<AppPasswordException>(() => Store.RenewAsync(User, issued.AppPassword.Id, null))).Message, StringComparison.Ordinal);
+        Assert.Equal(NetworkApproval.UserDisabled, await Store.ApprovePendingNetworkAsync(User, issued.AppPassword.Id, "192.0.2.0/24"));
+        Assert.Equal(["192.0.2.0/24"], (await Store.GetAsync(User, issued.AppPassword.Id))!.PendingNetworks);
+        await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "B", ["imap"], null));
+
+        await Redis.GetDatabase().HashDeleteAsync(meta, "disabled");
+
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, Imap)).Result);
+        Assert.Equal(NetworkApproval.Approved, await Store.ApprovePendingNetworkAsync(User, issued.AppPassword.Id, "192.0.2.0/24"));
     }
 
     [Fact]

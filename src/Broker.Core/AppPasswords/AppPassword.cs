@@ -85,6 +85,19 @@ public readonly record struct ValidationOutcome(ValidationResult Result, DenyRea
         new(ValidationResult.ApprovalRequired, null, username, id) { FirstUseFromNetwork = newlyPending };
 }
 
+/// <summary>What approving a network for an app password did.</summary>
+public enum NetworkApproval
+{
+    /// <summary>The network was pending and is approved now.</summary>
+    Approved,
+
+    /// <summary>Nothing changed: no such active app password, or the network was not pending for it.</summary>
+    NotPending,
+
+    /// <summary>Nothing changed: the user is disabled, and a disabled user's app passwords take no approvals.</summary>
+    UserDisabled,
+}
+
 public enum ValidationResult
 {
     Allowed,

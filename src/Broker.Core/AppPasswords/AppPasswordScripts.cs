@@ -128,8 +128,13 @@ internal static class AppPasswordScripts
         return 1
         """;
 
-    // KEYS: cred, ids. ARGV: id, hash, owner, name, scopes, created(ms), exp(ms), max-per-user, approved networks.
+    // KEYS: cred, ids, meta. ARGV: id, hash, owner, name, scopes, created(ms), exp(ms), max-per-user, approved networks.
+    // Refuses ('disabled') while the user is disabled: disabling revokes only what exists, so an
+    // app password issued meanwhile (the CLI, a portal session in its last minute) would
+    // otherwise start working when the user is enabled again. Checked here, atomically with the
+    // write, not by the caller beforehand.
     public const string Issue = """
+        if redis.call('HGET', KEYS[3], 'disabled') == '1' then return 'disabled' end
         if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[8]) then return 'limit' end
         if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
         redis.call('HSET', KEYS[1], 'id', ARGV[1], 'h', ARGV[2], 'owner', ARGV[3], 'name', ARGV[4], 'scopes', ARGV[5], 'created', ARGV[6], 'exp', ARGV[7], 'nets', ARGV[9])
@@ -142,12 +147,15 @@ internal static class AppPasswordScripts
         """;
 
     // KEYS: cred, ids, meta. ARGV: id, new exp(ms), now(ms).
+    // Refuses ('disabled') while the user is disabled, as Issue does.
     // Clears the expiry-reminder mark: the reminder was about the old expiry, and the new one
     // deserves its own.
     public const string Renew = """
         local c = redis.call('HMGET', KEYS[1], 'id', 'exp', 'rev', 'created')
         if c[1] ~= ARGV[1] then return 'missing' end
-        local nbf = redis.call('HGET', KEYS[3], 'nbf')
+        local m = redis.call('HMGET', KEYS[3], 'nbf', 'disabled')
+        if m[2] == '1' then return 'disabled' end
+        local nbf = m[1]
         if c[3] or (nbf and tonumber(c[4]) < tonumber(nbf)) then return 'revoked' end
         if tonumber(c[2]) <= tonumber(ARGV[3]) then return 'expired' end
         redis.call('HSET', KEYS[1], 'exp', ARGV[2])
@@ -158,11 +166,14 @@ internal static class AppPasswordScripts
         return 'ok'
         """;
 
-    // KEYS: cred. ARGV: id, network, most networks per credential.
-    // Moves a network from the pending list to the approved list.
+    // KEYS: cred, meta. ARGV: id, network, most networks per credential.
+    // Moves a network from the pending list to the approved list. Refuses ('disabled') while the
+    // user is disabled, as Issue does: nothing that lets a login in may change for a disabled user.
     public const string Approve = """
         local c = redis.call('HMGET', KEYS[1], 'id', 'pend', 'nets', 'rev')
-        if c[1] ~= ARGV[1] or c[4] then return 'missing' end
+        if c[1] ~= ARGV[1] then return 'missing' end
+        if redis.call('HGET', KEYS[2], 'disabled') == '1' then return 'disabled' end
+        if c[4] then return 'missing' end
         local pend = ',' .. (c[2] or '') .. ','
         local needle = ',' .. ARGV[2] .. ','
         local from = string.find(pend, needle, 1, true)

@@ -37,6 +37,9 @@ public sealed partial class AppPasswordService(
     private const int MaxIpLength = 64;
     private const int MaxNetworksPerCredential = 20;
 
+    /// <summary>Why issuing or renewing is refused for a disabled user; shown in the portal and the CLI.</summary>
+    private const string DisabledMessage = "This account is disabled: no app password can be issued or renewed for it until it is enabled again.";
+
     private AppPasswordPolicyOptions Policy => policy.Value;
 
     /// <summary>Lifetimes, scopes and approval default in force: configuration overlaid with admin overrides.</summary>
@@ -93,8 +96,13 @@ public sealed partial class AppPasswordService(
         var joinedScopes = "," + scopeList + ",";
         var result = (string?)await Run(db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Issue,
-            [keys.Credential(owner, hash), keys.CredentialIds(owner)],
+            [keys.Credential(owner, hash), keys.CredentialIds(owner), keys.UserMeta(owner)],
             [record.Id, hash, owner, name, joinedScopes, ToMs(record.Created), ToMs(record.Expires), Policy.MaximumPerUser, NetworkOf(approvedFromIp) ?? string.Empty]), ct);
+        if (result == "disabled")
+        {
+            throw new AppPasswordException(DisabledMessage);
+        }
+
         if (result == "limit")
         {
             throw new AppPasswordException($"This account already has {Policy.MaximumPerUser} app passwords. Revoke unused ones first.");
@@ -186,6 +194,8 @@ public sealed partial class AppPasswordService(
                 var renewed = (await GetAsync(owner, id, ct))!;
                 await Notify(e => e.RenewedAsync(renewed, ct));
                 return renewed;
+            case "disabled":
+                throw new AppPasswordException(DisabledMessage);
             case "revoked":
                 throw new AppPasswordException("A revoked app password cannot be renewed.");
             case "expired":
@@ -253,7 +263,11 @@ public sealed partial class AppPasswordService(
         return count;
     }
 
-    /// <summary>Disables or re-enables a user for mail login. Disabling also revokes every app password.</summary>
+    /// <summary>
+    /// Disables or re-enables a user for mail login. Disabling also revokes every app password;
+    /// while the user is disabled, none can be issued or renewed and no network approved, so
+    /// nothing issued meanwhile starts working when the user is enabled again.
+    /// </summary>
     public async Task SetDisabledAsync(string user, bool disabled, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
@@ -434,23 +448,37 @@ public sealed partial class AppPasswordService(
         };
     }
 
-    /// <summary>Approves use of an app password from a network it was tried from. False when nothing was pending.</summary>
-    public async Task<bool> ApproveNetworkAsync(string user, string id, string network, CancellationToken ct = default)
+    /// <summary>
+    /// Approves use of an app password from a network it was tried from. False when nothing was
+    /// pending or the user is disabled; <see cref="ApprovePendingNetworkAsync"/> tells which.
+    /// </summary>
+    public async Task<bool> ApproveNetworkAsync(string user, string id, string network, CancellationToken ct = default) =>
+        await ApprovePendingNetworkAsync(user, id, network, ct) == NetworkApproval.Approved;
+
+    /// <summary>
+    /// Approves use of an app password from a network it was tried from, and says why nothing
+    /// changed when it did not: no such pending network, or the user is disabled.
+    /// </summary>
+    public async Task<NetworkApproval> ApprovePendingNetworkAsync(string user, string id, string network, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
         var hash = await HashOf(owner, id, ct);
         if (hash is null || network.Length > MaxIpLength)
         {
-            return false;
+            return NetworkApproval.NotPending;
         }
 
-        var result = (string?)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.Approve, [keys.Credential(owner, hash)], [id, network, MaxNetworksPerCredential]), ct);
-        if (result == "ok")
+        var result = (string?)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.Approve, [keys.Credential(owner, hash), keys.UserMeta(owner)], [id, network, MaxNetworksPerCredential]), ct);
+        switch (result)
         {
-            Log.NetworkApproved(logger, id, owner, network);
+            case "ok":
+                Log.NetworkApproved(logger, id, owner, network);
+                return NetworkApproval.Approved;
+            case "disabled":
+                return NetworkApproval.UserDisabled;
+            default:
+                return NetworkApproval.NotPending;
         }
-
-        return result == "ok";
     }
 
     /// <summary>

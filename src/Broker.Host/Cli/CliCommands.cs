@@ -61,9 +61,7 @@ internal static class CliCommands
                 ("app-password", "revoke-all") => Print($"revoked {await services.GetRequiredService<AppPasswordService>().RevokeAllAsync(Flag(flags, "user"), ct)} app password(s)"),
                 ("app-password", "allow-networks") => await AllowNetworks(services, flags, ct),
                 ("app-password", "allow-countries") => await AllowCountries(services, flags, ct),
-                ("app-password", "approve-network") => await services.GetRequiredService<AppPasswordService>().ApproveNetworkAsync(Flag(flags, "user"), Flag(flags, "id"), Flag(flags, "network"), ct)
-                    ? Print($"approved {flags["network"]} for {flags["id"]}")
-                    : Fail($"nothing pending for {flags["network"]} on {flags["id"]}", 1),
+                ("app-password", "approve-network") => await ApproveNetwork(services, flags, ct),
                 ("user", "new-network-approval") => await NewNetworkApproval(services, Required(positional, 0, "USER"), Required(positional, 1, "on|off|default"), ct),
                 ("user", "disable") => await SetDisabled(services, Required(positional, 0, "USER"), true, ct),
                 ("user", "enable") => await SetDisabled(services, Required(positional, 0, "USER"), false, ct),
@@ -195,6 +193,17 @@ internal static class CliCommands
     {
         var ap = await sp.GetRequiredService<AppPasswordService>().RenewAsync(Flag(flags, "user"), Flag(flags, "id"), OptionalLifetime(flags), ct);
         return Print($"renewed {ap.Id} until {ap.Expires:u}");
+    }
+
+    private static async Task<int> ApproveNetwork(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
+    {
+        var (user, id, network) = (Flag(flags, "user"), Flag(flags, "id"), Flag(flags, "network"));
+        return await sp.GetRequiredService<AppPasswordService>().ApprovePendingNetworkAsync(user, id, network, ct) switch
+        {
+            NetworkApproval.Approved => Print($"approved {network} for {id}"),
+            NetworkApproval.UserDisabled => Fail($"{user} is disabled: nothing was approved", 1),
+            _ => Fail($"nothing pending for {network} on {id}", 1),
+        };
     }
 
     private static async Task<int> Revoke(IServiceProvider sp, string user, string id, CancellationToken ct) =>

@@ -1,0 +1,49 @@
+using Broker.Core;
+using Broker.Core.AppPasswords;
+using Broker.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Broker.Host.Tests;
+
+/// <summary>The CLI against a disabled user, through the real executable: refused with a clear message and a non-zero exit.</summary>
+public sealed class DisabledUserCliTests(RedisFixture redis) : IClassFixture<RedisFixture>
+{
+    private static readonly string Pepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
+    private readonly string _user = $"cli-{Guid.NewGuid():N}@example.com";
+
+    private string[] Store => [$"--Redis:Configuration={redis.Server.Configuration}", $"--Broker:Pepper:Value={Pepper}"];
+
+    [Fact]
+    public async Task IssueRenewAndApproveNetwork_ForADisabledUser_AreRefusedWithAClearMessage()
+    {
+        await using var services = InProcessStore();
+        var store = services.GetRequiredService<AppPasswordService>();
+        var issued = await store.IssueAsync(_user, "Outlook", ["imap"], null);
+        await store.SetDisabledAsync(_user, true);
+
+        var issue = await BrokerProcess.RunAsync([.. Store, "app-password", "issue", "--user", _user, "--name", "Outlook", "--scopes", "imap"]);
+        var renew = await BrokerProcess.RunAsync([.. Store, "app-password", "renew", "--user", _user, "--id", issued.AppPassword.Id]);
+        var approve = await BrokerProcess.RunAsync([.. Store, "app-password", "approve-network", "--user", _user, "--id", issued.AppPassword.Id, "--network", "192.0.2.0/24"]);
+
+        Assert.Equal(1, issue.ExitCode);
+        Assert.Contains("This account is disabled: no app password can be issued or renewed", issue.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("password:", issue.Output, StringComparison.Ordinal);
+        Assert.Equal(1, renew.ExitCode);
+        Assert.Contains("This account is disabled", renew.Output, StringComparison.Ordinal);
+        Assert.Equal(1, approve.ExitCode);
+        Assert.Contains($"{_user} is disabled: nothing was approved", approve.Output, StringComparison.Ordinal);
+        Assert.Equal(["Outlook"], (await store.ListAsync(_user)).Select(a => a.Name));
+    }
+
+    /// <summary>The store as another instance with the same settings sees it.</summary>
+    private ServiceProvider InProcessStore()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(redis.Server.Configuration, Pepper)).Build());
+        services.AddLogging();
+        services.AddBrokerCore();
+        return services.BuildServiceProvider();
+    }
+}

@@ -63,12 +63,6 @@ public sealed class AdminPolicyModel(
             return Page();
         }
 
-        if (def > LongestLifetime || min > LongestLifetime || max > LongestLifetime)
-        {
-            Error = "A lifetime can be at most 3650 days (10 years).";
-            return Page();
-        }
-
         var admin = await CurrentUserAsync();
         try
         {
@@ -115,13 +109,6 @@ public sealed class AdminPolicyModel(
         Flash("Policy overrides removed: the configuration applies again.");
         return RedirectToPage();
     }
-
-    /// <summary>
-    /// The longest lifetime the form accepts. Without a bound, a maximum near TimeSpan.MaxValue was
-    /// accepted and every later issue failed computing "now + lifetime"; ten years is far beyond any
-    /// sensible app password and far from overflowing.
-    /// </summary>
-    public static readonly TimeSpan LongestLifetime = TimeSpan.FromDays(3650);
 
     /// <summary>A lifetime as the form shows it: whole days, hours or minutes.</summary>
     public static string Format(TimeSpan t) =>

@@ -150,12 +150,12 @@ public sealed class MailServerEndpointTests(MailLab lab)
         var secret = await lab.IssueAsync("nginx-http@example.com");
         using var client = Client();
 
-        var response = await client.SendAsync(NginxRequest("nginx-http%40example.com", Uri.EscapeDataString(secret)));
+        var response = await client.SendAsync(NginxAuthRequests.Plain("nginx-http%40example.com", Uri.EscapeDataString(secret), "192.0.2.10"));
 
-        Assert.Equal("OK", Header(response, "Auth-Status"));
-        Assert.Equal("127.0.0.1", Header(response, "Auth-Server"));
-        Assert.Equal(lab.BackendDovecot.ImapPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Header(response, "Auth-Port"));
-        Assert.Equal(MailLab.BackendSecret, Header(response, "Auth-Pass"));
+        Assert.Equal("OK", NginxAuthRequests.Header(response, "Auth-Status"));
+        Assert.Equal("127.0.0.1", NginxAuthRequests.Header(response, "Auth-Server"));
+        Assert.Equal(lab.BackendDovecot.ImapPort.ToString(System.Globalization.CultureInfo.InvariantCulture), NginxAuthRequests.Header(response, "Auth-Port"));
+        Assert.Equal(MailLab.BackendSecret, NginxAuthRequests.Header(response, "Auth-Pass"));
     }
 
     [Fact]
@@ -169,10 +169,10 @@ public sealed class MailServerEndpointTests(MailLab lab)
 
         async Task<string?> NginxAsync(string clientIp)
         {
-            var request = NginxRequest("abroad%40example.com", Uri.EscapeDataString(secret));
+            var request = NginxAuthRequests.Plain("abroad%40example.com", Uri.EscapeDataString(secret), "192.0.2.10");
             request.Headers.Remove("Client-IP");
             request.Headers.Add("Client-IP", clientIp);
-            return Header(await client.SendAsync(request), "Auth-Status");
+            return NginxAuthRequests.Header(await client.SendAsync(request), "Auth-Status");
         }
 
         async Task<HttpResponseMessage> DovecotAsync(string path, string remote, params (string Key, string Value)[] form)
@@ -185,7 +185,7 @@ public sealed class MailServerEndpointTests(MailLab lab)
         // nginx: OK from Germany; from Great Britain the same message as a wrong password, never "[UNAVAILABLE]".
         Assert.Equal("OK", await NginxAsync("5.9.1.1"));
         var nginxAbroad = await NginxAsync("81.2.69.142");
-        var nginxWrongPassword = Header(await client.SendAsync(NginxRequest("abroad%40example.com", "wrong-password")), "Auth-Status");
+        var nginxWrongPassword = NginxAuthRequests.Header(await client.SendAsync(NginxAuthRequests.Plain("abroad%40example.com", "wrong-password", "192.0.2.10")), "Auth-Status");
         Assert.NotEqual("OK", nginxAbroad);
         Assert.Equal(nginxWrongPassword, nginxAbroad);
 
@@ -209,14 +209,14 @@ public sealed class MailServerEndpointTests(MailLab lab)
     public async Task Nginx_BadOrUnsupportedInput_DenyNeverServerError(string method, string user, string pass)
     {
         using var client = Client();
-        var request = NginxRequest(user, pass);
+        var request = NginxAuthRequests.Plain(user, pass, "192.0.2.10");
         request.Headers.Remove("Auth-Method");
         request.Headers.Add("Auth-Method", method);
 
         var response = await client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.NotEqual("OK", Header(response, "Auth-Status"));
+        Assert.NotEqual("OK", NginxAuthRequests.Header(response, "Auth-Status"));
     }
 
     [Fact]
@@ -228,9 +228,9 @@ public sealed class MailServerEndpointTests(MailLab lab)
         using var client = lab.Broker.Validation.CreateClient();
         await lab.WithRedisDownAsync(async () =>
         {
-            var response = await client.SendAsync(NginxRequest("nginx-down%40example.com", Uri.EscapeDataString(secret)));
+            var response = await client.SendAsync(NginxAuthRequests.Plain("nginx-down%40example.com", Uri.EscapeDataString(secret), "192.0.2.10"));
 
-            Assert.StartsWith("[UNAVAILABLE]", Header(response, "Auth-Status"), StringComparison.Ordinal);
+            Assert.StartsWith("[UNAVAILABLE]", NginxAuthRequests.Header(response, "Auth-Status"), StringComparison.Ordinal);
         });
     }
 
@@ -246,20 +246,6 @@ public sealed class MailServerEndpointTests(MailLab lab)
         Assert.True(await kicker.KickAsync("nobody-logged-in@example.com", CancellationToken.None));
     }
 
-    private static HttpRequestMessage NginxRequest(string user, string pass)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Get, "/v1/nginx/auth");
-        request.Headers.Add("Auth-Method", "plain");
-        request.Headers.Add("Auth-User", user);
-        request.Headers.Add("Auth-Pass", pass);
-        request.Headers.Add("Auth-Protocol", "imap");
-        request.Headers.Add("Auth-Login-Attempt", "1");
-        request.Headers.Add("Client-IP", "192.0.2.10");
-        return request;
-    }
-
-    private static string? Header(HttpResponseMessage response, string name) =>
-        response.Headers.TryGetValues(name, out var values) ? values.First() : null;
 
     private static FormUrlEncodedContent Form(params (string Key, string Value)[] fields) =>
         new(fields.Select(f => new KeyValuePair<string, string>(f.Key, f.Value)));

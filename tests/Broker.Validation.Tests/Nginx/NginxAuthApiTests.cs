@@ -35,15 +35,15 @@ public sealed class NginxAuthApiTests(RedisFixture redis) : IClassFixture<RedisF
     {
         var issued = await _app.AppPasswords.IssueAsync(user, "Thunderbird", ["imap"], null);
 
-        using var response = await _client.SendAsync(Request(Uri.EscapeDataString(user), Uri.EscapeDataString(issued.Secret)));
+        using var response = await _client.SendAsync(NginxAuthRequests.Plain(Uri.EscapeDataString(user), Uri.EscapeDataString(issued.Secret), "198.51.100.7"));
 
         // Kestrel refuses non-ASCII header values; nginx keeps the client's login when Auth-User is absent.
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("OK", Header(response, "Auth-Status"));
-        Assert.Equal("127.0.0.1", Header(response, "Auth-Server"));
-        Assert.Equal("1143", Header(response, "Auth-Port"));
-        Assert.Equal("backend-secret", Header(response, "Auth-Pass"));
-        Assert.Null(Header(response, "Auth-User"));
+        Assert.Equal("OK", NginxAuthRequests.Header(response, "Auth-Status"));
+        Assert.Equal("127.0.0.1", NginxAuthRequests.Header(response, "Auth-Server"));
+        Assert.Equal("1143", NginxAuthRequests.Header(response, "Auth-Port"));
+        Assert.Equal("backend-secret", NginxAuthRequests.Header(response, "Auth-Pass"));
+        Assert.Null(NginxAuthRequests.Header(response, "Auth-User"));
     }
 
     [Fact]
@@ -52,10 +52,10 @@ public sealed class NginxAuthApiTests(RedisFixture redis) : IClassFixture<RedisF
         var user = $"nginx-{Guid.NewGuid():N}@example.com";
         var issued = await _app.AppPasswords.IssueAsync(user, "Thunderbird", ["imap"], null);
 
-        using var response = await _client.SendAsync(Request(Uri.EscapeDataString(user.ToUpperInvariant()), Uri.EscapeDataString(issued.Secret)));
+        using var response = await _client.SendAsync(NginxAuthRequests.Plain(Uri.EscapeDataString(user.ToUpperInvariant()), Uri.EscapeDataString(issued.Secret), "198.51.100.7"));
 
-        Assert.Equal("OK", Header(response, "Auth-Status"));
-        Assert.Equal(user, Header(response, "Auth-User"));
+        Assert.Equal("OK", NginxAuthRequests.Header(response, "Auth-Status"));
+        Assert.Equal(user, NginxAuthRequests.Header(response, "Auth-User"));
     }
 
     [Theory]
@@ -68,19 +68,4 @@ public sealed class NginxAuthApiTests(RedisFixture redis) : IClassFixture<RedisF
     [InlineData("a\u007Fb@example.com", false)]
     public void IsPrintableAscii_OnlyVisibleAsciiCanBeAHeaderValue(string value, bool expected) =>
         Assert.Equal(expected, NginxAuthApi.IsPrintableAscii(value));
-
-    private static HttpRequestMessage Request(string user, string pass)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Get, "/v1/nginx/auth");
-        request.Headers.Add("Auth-Method", "plain");
-        request.Headers.Add("Auth-User", user);
-        request.Headers.Add("Auth-Pass", pass);
-        request.Headers.Add("Auth-Protocol", "imap");
-        request.Headers.Add("Auth-Login-Attempt", "1");
-        request.Headers.Add("Client-IP", "198.51.100.7");
-        return request;
-    }
-
-    private static string? Header(HttpResponseMessage response, string name) =>
-        response.Headers.TryGetValues(name, out var values) ? values.First() : null;
 }

@@ -89,18 +89,7 @@ public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, 
         // The colleague works from the same network the sprayer uses (a shared NAT).
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(colleague, colleaguePassword.Secret, From(sprayer, 1))).Result);
 
-        for (var u = 0; u < 50; u++)
-        {
-            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(sprayer, 200));
-        }
-
-        // Fire-and-forget counters: wait until the source is seen as throttled.
-        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{sprayer}.200"); i++)
-        {
-            await Task.Delay(20);
-        }
-
-        Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.200"));
+        await SprayAsync(sprayer);
         Assert.Equal(DenyReason.Throttled, (await Store.ValidateAsync(victim, victimPassword.Secret, From(sprayer, 7))).Reason);
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(colleague, colleaguePassword.Secret, From(sprayer, 1))).Result);
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(victim, victimPassword.Secret, From(Net()))).Result);
@@ -112,15 +101,7 @@ public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, 
         var sprayer = Net();
         var issued = await Store.IssueAsync(User, "A", ["imap"], null);
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From(sprayer, 1))).Result);
-        for (var u = 0; u < 50; u++)
-        {
-            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(sprayer, 200));
-        }
-
-        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{sprayer}.200"); i++)
-        {
-            await Task.Delay(20);
-        }
+        await SprayAsync(sprayer);
 
         Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.200", $"stranger-{Guid.NewGuid():N}"));
         Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.200", "\0bad\0"));
@@ -128,22 +109,15 @@ public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, 
 
         // Known-good lapses after its lifetime without use (default 30 days); so does the exemption.
         Time.Advance(TimeSpan.FromDays(30) + TimeSpan.FromMinutes(1));
-        for (var u = 0; u < 50; u++)
-        {
-            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(sprayer, 200));
-        }
-
-        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{sprayer}.200"); i++)
-        {
-            await Task.Delay(20);
-        }
+        await SprayAsync(sprayer);
 
         Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.9", User));
     }
 
-    private async Task SprayAsync(string network)
+    /// <summary>Wrong passwords for many users from one network, until the network is throttled.</summary>
+    private async Task SprayAsync(string network, int failures = 50)
     {
-        for (var u = 0; u < 50; u++)
+        for (var u = 0; u < failures; u++)
         {
             await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(network, 200));
         }
@@ -207,17 +181,7 @@ public sealed class ThrottlingTests(RedisFixture redis) : AppPasswordStoreBase, 
         var window = TimeSpan.FromMinutes(15);
         Time.Advance(window - TimeSpan.FromTicks(Time.GetUtcNow().ToUnixTimeMilliseconds() % (long)window.TotalMilliseconds * TimeSpan.TicksPerMillisecond));
         var sprayer = Net();
-        for (var u = 0; u < 80; u++)
-        {
-            await Store.ValidateAsync($"user{u}-{Guid.NewGuid():N}", "Summer2024!", From(sprayer, 200));
-        }
-
-        for (var i = 0; i < 50 && !await Store.IsNetworkThrottledAsync($"{sprayer}.1"); i++)
-        {
-            await Task.Delay(20);
-        }
-
-        Assert.True(await Store.IsNetworkThrottledAsync($"{sprayer}.1"));
+        await SprayAsync(sprayer, 80);
 
         // A quarter into the next window, 3/4 of the 80 failures still count: 60, over the limit of 50.
         Time.Advance(window + (window / 4));

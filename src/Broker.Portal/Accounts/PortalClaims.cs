@@ -21,6 +21,12 @@ public static class PortalClaims
     /// </summary>
     public const string PasskeyAt = "broker:hwk_at";
 
+    /// <summary>
+    /// Unix seconds of a sign-in with a recovery code: the start of the repair allowance (see
+    /// <see cref="PortalSignIn.MayRepairFactors"/>). Never a step-up clock: it makes nothing fresh.
+    /// </summary>
+    public const string RepairAt = "broker:repair_at";
+
     /// <summary>Present on administrators.</summary>
     public const string Admin = "broker:admin";
 
@@ -33,13 +39,15 @@ public static class PortalClaims
 
     public static DateTimeOffset? PasskeyTime(this ClaimsPrincipal principal) => Time(principal, PasskeyAt);
 
+    public static DateTimeOffset? RepairTime(this ClaimsPrincipal principal) => Time(principal, RepairAt);
+
     private static DateTimeOffset? Time(ClaimsPrincipal principal, string type) =>
         long.TryParse(principal.FindFirstValue(type), NumberStyles.None, CultureInfo.InvariantCulture, out var s)
             ? DateTimeOffset.FromUnixTimeSeconds(s)
             : null;
 
     /// <summary>Claims that must survive the periodic security-stamp refresh of the cookie.</summary>
-    public static bool IsSessionClaim(Claim c) => c.Type is Mfa or MfaAt or PasskeyAt or Amr;
+    public static bool IsSessionClaim(Claim c) => c.Type is Mfa or MfaAt or PasskeyAt or RepairAt or Amr;
 }
 
 /// <summary>Adds the admin claim; rebuilt on every security-stamp refresh so a demotion takes effect.</summary>

@@ -52,7 +52,17 @@ public sealed class PortalSignIn(
 
     /// <summary>Starts the session. <paramref name="methods"/> are amr values; passkey or TOTP also start the step-up clock.</summary>
     public Task SignInAsync(PortalUser user, bool mfa, params string[] methods) =>
-        StartSessionAsync(user, mfa, methods, verifiedNow: methods, passkeyAt: null);
+        StartSessionAsync(user, mfa, methods, verifiedNow: methods, passkeyAt: null, repairAt: null);
+
+    /// <summary>
+    /// Starts the session after password + recovery code. It has passed MFA but is not fresh: a
+    /// recovery code is what is left after the devices are lost, so it must not stand in for them
+    /// when app passwords are issued. It only opens the repair allowance (<see cref="MayRepairFactors"/>),
+    /// without which the user could never replace the lost devices: every factor change needs a
+    /// fresh check, and step-up offers only the devices that are gone.
+    /// </summary>
+    public Task SignInWithRecoveryCodeAsync(PortalUser user) =>
+        StartSessionAsync(user, mfa: true, ["pwd", "rec"], verifiedNow: ["rec"], passkeyAt: null, repairAt: time.GetUtcNow());
 
     /// <summary>Re-issues the session cookie with a fresh step-up time after a passkey or TOTP check.</summary>
     public async Task StepUpAsync(PortalUser user, string method)
@@ -61,7 +71,8 @@ public sealed class PortalSignIn(
         var methods = current.FindAll(PortalClaims.Amr).Select(c => c.Value).Append(method).ToArray();
         // Only the method just used is fresh: a session that began with a passkey and now steps up
         // with TOTP keeps its old passkey time rather than getting a new one.
-        await StartSessionAsync(user, mfa: true, methods, verifiedNow: [method], passkeyAt: method == "hwk" ? null : current.PasskeyTime());
+        // The repair allowance keeps its own start: a step-up neither extends nor ends it.
+        await StartSessionAsync(user, mfa: true, methods, verifiedNow: [method], passkeyAt: method == "hwk" ? null : current.PasskeyTime(), repairAt: current.RepairTime());
     }
 
     /// <summary>
@@ -79,9 +90,22 @@ public sealed class PortalSignIn(
     /// </summary>
     public bool IsFreshWithAnyFactor(ClaimsPrincipal principal) => principal.HasMfa() && Within(principal.MfaTime());
 
+    /// <summary>
+    /// Whether the session began with a recovery code within the step-up window. Such a session may
+    /// add a passkey, set up (or replace) the authenticator app and generate new recovery codes, the
+    /// repairs a user who lost their devices needs, and nothing else: it never counts as fresh MFA
+    /// (<see cref="IsFresh"/>), so app-password writes, factor removal and admin pages still need a
+    /// real passkey or TOTP check, under <c>RequiredFactor=passkey</c> a passkey check.
+    /// </summary>
+    public bool MayRepairFactors(ClaimsPrincipal principal) => principal.HasMfa() && Within(principal.RepairTime());
+
+    /// <summary>What is left of the repair allowance of <paramref name="principal"/>, or null when it has none (left).</summary>
+    public TimeSpan? RepairTimeLeft(ClaimsPrincipal principal) =>
+        MayRepairFactors(principal) ? principal.RepairTime()!.Value + options.Value.StepUpWindow - time.GetUtcNow() : null;
+
     private bool Within(DateTimeOffset? at) => at is not null && time.GetUtcNow() - at.Value <= options.Value.StepUpWindow;
 
-    private async Task StartSessionAsync(PortalUser user, bool mfa, string[] methods, string[] verifiedNow, DateTimeOffset? passkeyAt)
+    private async Task StartSessionAsync(PortalUser user, bool mfa, string[] methods, string[] verifiedNow, DateTimeOffset? passkeyAt, DateTimeOffset? repairAt)
     {
         await Context.SignOutAsync(PendingScheme);
         var now = time.GetUtcNow();
@@ -100,6 +124,11 @@ public sealed class PortalSignIn(
         if (passkeyAt is { } p)
         {
             claims.Add(new Claim(PortalClaims.PasskeyAt, Seconds(p)));
+        }
+
+        if (repairAt is { } r)
+        {
+            claims.Add(new Claim(PortalClaims.RepairAt, Seconds(r)));
         }
 
         if (mfa)

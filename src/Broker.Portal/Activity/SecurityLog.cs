@@ -17,6 +17,7 @@ public static class SecurityEventKinds
     public const string TotpRemoved = "Authenticator app removed";
     public const string RecoveryCodesGenerated = "Recovery codes generated";
     public const string RecoveryCodeUsed = "Recovery code used";
+    public const string FactorRepairAllowed = "Factor repair allowed after recovery code";
     public const string AppPasswordIssued = "App password created";
     public const string AppPasswordRenewed = "App password renewed";
     public const string AppPasswordRevoked = "App password revoked";

@@ -145,7 +145,7 @@ public sealed class StepUpTests
     }
 
     /// <summary>Stores a passkey for the user directly: the HTTP tests cannot run a WebAuthn ceremony.</summary>
-    private static async Task AddPasskeyAsync(PortalEnvironment env, string username)
+    internal static async Task AddPasskeyAsync(PortalEnvironment env, string username)
     {
         await using var scope = env.Portal.Services.CreateAsyncScope();
         var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();

@@ -5,6 +5,7 @@ using Broker.Portal.Totp;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Broker.Portal.Pages.Account;
 
@@ -15,6 +16,7 @@ public sealed class SecondFactorModel(
     TotpService totp,
     RecoveryCodeService recoveryCodes,
     SecurityLog log,
+    IOptions<PortalOptions> options,
     ILogger<SecondFactorModel> logger) : PortalPage
 {
     public string? Error { get; private set; }
@@ -93,12 +95,17 @@ public sealed class SecondFactorModel(
 
         await log.RecordAsync(user, SecurityEventKinds.RecoveryCodeUsed, $"{await recoveryCodes.RemainingAsync(user)} left");
         // A recovery code completes sign-in but does not start the step-up clock: issuing app passwords
-        // still needs a passkey or TOTP, so the user is sent to repair their factors first.
-        await Sessions.SignInAsync(user, mfa: true, "pwd", "rec");
+        // still needs a passkey or TOTP. It opens a short repair allowance instead, recorded as such,
+        // and the user is sent to use it.
+        await Sessions.SignInWithRecoveryCodeAsync(user);
         await log.RecordAsync(user, SecurityEventKinds.SignIn, "password + recovery code");
-        Flash("You signed in with a recovery code. Add a new passkey or authenticator app, then generate new recovery codes.");
+        await log.RecordAsync(user, SecurityEventKinds.FactorRepairAllowed, $"for {RepairMinutes} minutes: add a passkey or authenticator app, new recovery codes");
+        PortalLog.SignedIn(logger, user.UserName!, "pwd+rec");
+        // The Security page shows what the allowance permits and how long it lasts (#repair-notice).
         return RedirectToPage("/Security/Index");
     }
+
+    private int RepairMinutes => (int)Math.Ceiling(options.Value.StepUpWindow.TotalMinutes);
 
     private async Task<IActionResult> CompleteAsync(PortalUser user, string method, string description)
     {

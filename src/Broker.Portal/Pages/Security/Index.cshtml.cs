@@ -11,7 +11,9 @@ namespace Broker.Portal.Pages.Security;
 /// <summary>
 /// Factor management. A password-only session (no factor yet) may only add a first factor here;
 /// once a user has factors, every change needs a fresh passkey/TOTP check (a stolen session
-/// cookie must not be enough to plant the attacker's own passkey).
+/// cookie must not be enough to plant the attacker's own passkey). The one exception is the repair
+/// allowance of a recovery-code sign-in (<see cref="PortalSignIn.MayRepairFactors"/>): for a few
+/// minutes it may add a passkey or authenticator app and generate new recovery codes, never remove.
 /// </summary>
 public sealed class SecurityModel(
     SignInManager<PortalUser> identitySignIn,
@@ -32,6 +34,9 @@ public sealed class SecurityModel(
     public IReadOnlyList<string>? NewRecoveryCodes { get; private set; }
 
     public string? Error { get; private set; }
+
+    /// <summary>Whole minutes left of the repair allowance of a recovery-code sign-in; null when there is none.</summary>
+    public int? RepairMinutesLeft { get; private set; }
 
     /// <summary>Whether logins from a new network wait for this user's approval; null when the store is unreachable.</summary>
     public bool? AsksForNewNetworks { get; private set; }
@@ -76,7 +81,7 @@ public sealed class SecurityModel(
             return await ShowAsync(user);
         }
 
-        await log.RecordAsync(user, SecurityEventKinds.PasskeyAdded, passkey.Name);
+        await log.RecordAsync(user, SecurityEventKinds.PasskeyAdded, passkey.Name + RepairNote());
         return await AfterFactorAddedAsync(user, "hwk", $"Passkey \"{passkey.Name}\" added.");
     }
 
@@ -143,13 +148,14 @@ public sealed class SecurityModel(
     public async Task<IActionResult> OnPostRecoveryCodesAsync()
     {
         var user = await CurrentUserAsync();
-        if (!IsFreshMfa())
+        // Part of the repair: the code just used, and maybe the sheet it came from, are spent.
+        if (!IsFreshMfa() && !Sessions.MayRepairFactors(User))
         {
             return StepUp("/Security");
         }
 
         NewRecoveryCodes = await recoveryCodes.RegenerateAsync(user);
-        await log.RecordAsync(user, SecurityEventKinds.RecoveryCodesGenerated);
+        await log.RecordAsync(user, SecurityEventKinds.RecoveryCodesGenerated, RepairNote().TrimStart());
         return await ShowAsync(user);
     }
 
@@ -225,11 +231,12 @@ public sealed class SecurityModel(
 
     /// <summary>
     /// Adding a passkey: a fresh check that counts under the policy, or no factor yet, or, under
-    /// RequiredFactor=passkey, a fresh TOTP check from a user who has no passkey yet (the way to comply).
+    /// RequiredFactor=passkey, a fresh TOTP check from a user who has no passkey yet (the way to comply),
+    /// or the repair allowance of a recovery-code sign-in (the way back for a user who lost their devices).
     /// </summary>
     private async Task<bool> MayChangeFactorsAsync(PortalUser user)
     {
-        if (IsFreshMfa())
+        if (IsFreshMfa() || Sessions.MayRepairFactors(User))
         {
             return true;
         }
@@ -239,6 +246,12 @@ public sealed class SecurityModel(
     }
 
     private bool IsFreshMfa() => Sessions.IsFresh(User);
+
+    /// <summary>
+    /// Marks in the security activity a change that only the repair allowance permitted (no fresh
+    /// check), so the user and the admins can tell it from one made after a passkey or TOTP check.
+    /// </summary>
+    private string RepairNote() => !IsFreshMfa() && Sessions.MayRepairFactors(User) ? " (after a recovery-code sign-in)" : string.Empty;
 
     private bool LeavesEnough(FactorSummary f, bool removingPasskey)
     {
@@ -251,6 +264,7 @@ public sealed class SecurityModel(
     {
         Factors = await accounts.FactorsAsync(user);
         MeetsPolicy = accounts.MeetsFactorPolicy(Factors);
+        RepairMinutesLeft = Sessions.RepairTimeLeft(User) is { } left ? (int)Math.Ceiling(left.TotalMinutes) : null;
         try
         {
             AsksForNewNetworks = await store.RequiresNewNetworkApprovalAsync(user.UserName!);

@@ -7,7 +7,12 @@ using QRCoder;
 
 namespace Broker.Portal.Pages.Security;
 
-/// <summary>Enrolls the authenticator app: QR code plus manual key, confirmed by one valid code.</summary>
+/// <summary>
+/// Enrolls the authenticator app: QR code plus manual key, confirmed by one valid code. A user who
+/// has one already can only replace it during the repair allowance of a recovery-code sign-in (the
+/// phone is lost, and the app was perhaps the only factor, which cannot be removed); otherwise
+/// the old app is removed first, which needs a fresh check.
+/// </summary>
 public sealed class TotpModel(
     AccountService accounts,
     TotpService totp,
@@ -25,10 +30,13 @@ public sealed class TotpModel(
 
     public IReadOnlyList<string>? NewRecoveryCodes { get; private set; }
 
+    /// <summary>The name of the authenticator app the new one replaces; null when there is none.</summary>
+    public string? Replaces { get; private set; }
+
     public async Task<IActionResult> OnGetAsync()
     {
         var user = await CurrentUserAsync();
-        if (user.TotpName is not null)
+        if (user.TotpName is not null && !Sessions.MayRepairFactors(User))
         {
             return RedirectToPage("/Security/Index");
         }
@@ -45,7 +53,7 @@ public sealed class TotpModel(
     public async Task<IActionResult> OnPostAsync(string? code, string? name, string? pending)
     {
         var user = await CurrentUserAsync();
-        if (user.TotpName is not null)
+        if (user.TotpName is not null && !Sessions.MayRepairFactors(User))
         {
             return RedirectToPage("/Security/Index");
         }
@@ -62,6 +70,7 @@ public sealed class TotpModel(
             return Page();
         }
 
+        var replaced = user.TotpName;
         var label = string.IsNullOrWhiteSpace(name) ? "Authenticator app" : new string(name.Where(c => !char.IsControl(c)).Take(100).ToArray()).Trim();
         if (!await totp.ConfirmAsync(user, key, code, label))
         {
@@ -71,7 +80,13 @@ public sealed class TotpModel(
             return Page();
         }
 
-        await log.RecordAsync(user, SecurityEventKinds.TotpAdded, label);
+        // The old key stops working here (ConfirmAsync overwrites it); the activity says so, and
+        // whether only the repair allowance permitted the change.
+        var repairOnly = !Sessions.IsFresh(User) && Sessions.MayRepairFactors(User);
+        await log.RecordAsync(
+            user,
+            SecurityEventKinds.TotpAdded,
+            label + (replaced is null ? string.Empty : $", replaces \"{replaced}\"") + (repairOnly ? " (after a recovery-code sign-in)" : string.Empty));
         if (!User.HasMfa())
         {
             await Sessions.SignInAsync(user, mfa: true, "pwd", "otp");
@@ -90,10 +105,11 @@ public sealed class TotpModel(
     }
 
     private async Task<bool> MayEnrollAsync(PortalUser user) =>
-        Sessions.IsFresh(User) || !(await accounts.FactorsAsync(user)).HasAny;
+        Sessions.IsFresh(User) || Sessions.MayRepairFactors(User) || !(await accounts.FactorsAsync(user)).HasAny;
 
     private void Show(PortalUser user, PendingTotpKey pending)
     {
+        Replaces = user.TotpName;
         Pending = pending.Sealed;
         FormattedKey = string.Join(' ', pending.Key.Chunk(4).Select(c => new string(c)));
         using var data = QRCodeGenerator.GenerateQrCode(totp.AuthenticatorUri(user, pending.Key), QRCodeGenerator.ECCLevel.M);

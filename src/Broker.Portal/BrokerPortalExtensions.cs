@@ -182,6 +182,7 @@ public static class BrokerPortalExtensions
         });
 
         services.TryAddScoped<PortalSignIn>();
+        services.TryAddScoped<SignInAttempts>();
         services.TryAddScoped<TotpService>();
         services.TryAddScoped<RecoveryCodeService>();
         services.TryAddScoped<SecurityLog>();

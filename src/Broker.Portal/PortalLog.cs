@@ -17,6 +17,12 @@ internal static partial class PortalLog
     [LoggerMessage(EventId = 3012, Level = LogLevel.Information, Message = "Passkey ceremony failed: {Reason}")]
     public static partial void PasskeyFailed(ILogger logger, string reason);
 
+    [LoggerMessage(EventId = 3013, Level = LogLevel.Information, Message = "{Username} locked out after repeated wrong passwords or codes")]
+    public static partial void LockedOut(ILogger logger, string username);
+
+    [LoggerMessage(EventId = 3014, Level = LogLevel.Warning, Message = "A sign-in check met a concurrent change of the account; the user is asked to try again")]
+    public static partial void SignInAttemptConflict(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 3020, Level = LogLevel.Information, Message = "{Username}: {Action}")]
     public static partial void AccountChanged(ILogger logger, string username, string action);
 

@@ -1,6 +1,7 @@
 using Broker.Portal.Data;
 using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Portal.Activity;
 
@@ -42,12 +43,20 @@ public static class SecurityEventKinds
 }
 
 /// <summary>Writes security activity. Never records secrets: only what happened, to whom, from where.</summary>
-public sealed class SecurityLog(PortalDbContext db, IHttpContextAccessor http, TimeProvider time)
+public sealed class SecurityLog(PortalDbContext db, IServiceScopeFactory scopes, IHttpContextAccessor http, TimeProvider time)
 {
     /// <summary>Records an event; <paramref name="remoteIp"/> is for events recorded outside their request (self-registration's worker).</summary>
+    /// <remarks>
+    /// Written through a context of its own, so that the event is saved alone: with the request's
+    /// context, a change that failed earlier in the request (an account update that lost a race to
+    /// a parallel request) would be saved again here, throw, lose the event and answer 500.
+    /// </remarks>
     public async Task RecordAsync(PortalUser user, string kind, string detail = "", string? actor = null, string? remoteIp = null)
     {
-        db.SecurityEvents.Add(new SecurityEvent
+        ArgumentNullException.ThrowIfNull(user);
+        await using var scope = scopes.CreateAsyncScope();
+        var own = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        own.SecurityEvents.Add(new SecurityEvent
         {
             UserId = user.Id,
             Username = user.UserName ?? string.Empty,
@@ -57,7 +66,7 @@ public sealed class SecurityLog(PortalDbContext db, IHttpContextAccessor http, T
             RemoteIp = remoteIp ?? http.HttpContext?.Connection.RemoteIpAddress?.ToString(),
             Actor = actor,
         });
-        await db.SaveChangesAsync();
+        await own.SaveChangesAsync();
     }
 
     public Task<List<SecurityEvent>> ForUserAsync(string userId, int take = 100) =>

@@ -60,6 +60,10 @@ internal sealed partial class PortalDatabaseInitializer(IServiceProvider service
             {
                 await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_lock(hashtext('broker.portal.Migrate'))", ct);
             }
+            else
+            {
+                await UseWriteAheadLogAsync(db, logger, ct);
+            }
 
             try
             {
@@ -166,8 +170,32 @@ internal sealed partial class PortalDatabaseInitializer(IServiceProvider service
         }
     }
 
+    /// <summary>
+    /// SQLite: write-ahead logging, which EF Core sets on the databases it creates itself. Here the
+    /// file is made by opening the connection, so EF Core never did, and in the default rollback
+    /// journal a reader blocks a writer's commit. EF Core writes INSERT/UPDATE … RETURNING, whose
+    /// commit fails only when the statement is finished, where Microsoft.Data.Sqlite cannot retry it
+    /// (https://github.com/dotnet/efcore/pull/31013): parallel sign-in attempts answered 500 with
+    /// "database is locked". The mode is kept in the file, so this changes a database once.
+    /// </summary>
+    private static async Task UseWriteAheadLogAsync(PortalDbContext db, ILogger logger, CancellationToken ct)
+    {
+        await using var command = db.Database.GetDbConnection().CreateCommand();
+        command.CommandText = "PRAGMA journal_mode = WAL";
+        var mode = Convert.ToString(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+        {
+            // An in-memory database, or a file system without shared memory: it still works, with
+            // the old contention.
+            Log.NoWriteAheadLog(logger, mode ?? "?");
+        }
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "The portal's SQLite database stays in journal mode {Mode}, not WAL; parallel requests may fail with 'database is locked'")]
+        public static partial void NoWriteAheadLog(ILogger logger, string mode);
+
         [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Created the portal database schema ({Provider})")]
         public static partial void SchemaCreated(ILogger logger, string provider);
 

@@ -99,6 +99,31 @@ public sealed class SqliteSchemaMigrationTests : SchemaMigrationTests, IDisposab
             () => SqlitePortalDbContextFactory.Create(connectionString)));
     }
 
+    [Fact]
+    public async Task StartUp_SwitchesARollbackJournalDatabaseToWriteAheadLog()
+    {
+        var database = await NewDatabaseAsync();
+        var connectionString = database.Config["Broker:Portal:ConnectionString"]!;
+        // As every database of earlier releases: the file made by opening it, so in the default journal mode.
+        Assert.Equal("delete", await JournalModeAsync(connectionString, "PRAGMA journal_mode = DELETE"));
+
+        await using (var env = await PortalEnvironment.StartAsync(database.Config))
+        {
+            await env.EnrollWithTotpAsync("wally");
+        }
+
+        Assert.Equal("wal", await JournalModeAsync(connectionString, "PRAGMA journal_mode"));
+    }
+
+    private static async Task<string?> JournalModeAsync(string connectionString, string pragma)
+    {
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = pragma;
+        return (string?)await command.ExecuteScalarAsync();
+    }
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

@@ -28,6 +28,20 @@ public sealed class PostgresPortalTests(PostgresCluster postgres) : IClassFixtur
     }
 
     [Fact]
+    public async Task SecondFactor_ParallelWrongCodes_AtMostTheLimitAreChecked_NoServerError()
+    {
+        await using var env = await PortalEnvironment.StartAsync(FactorLockoutTests.Config, postgres);
+        await FactorLockoutTests.ParallelWrongSecondFactorCodesAsync(env);
+    }
+
+    [Fact]
+    public async Task StepUp_ParallelWrongCodes_AtMostTheLimitAreChecked_NoServerError()
+    {
+        await using var env = await PortalEnvironment.StartAsync(FactorLockoutTests.Config, postgres);
+        await FactorLockoutTests.ParallelWrongStepUpCodesAsync(env);
+    }
+
+    [Fact]
     public async Task DisableUser_AppPasswordsStopValidating_AndSignInIsRefused()
     {
         await using var env = await PortalEnvironment.StartAsync(postgres: postgres);

@@ -11,6 +11,7 @@ namespace Broker.Portal.Pages.Account;
 public sealed class LoginModel(
     SignInManager<PortalUser> identitySignIn,
     AccountService accounts,
+    SignInAttempts attempts,
     SecurityLog log,
     ILogger<LoginModel> logger) : PortalPage
 {
@@ -51,10 +52,36 @@ public sealed class LoginModel(
             return Fail("password");
         }
 
-        var result = await identitySignIn.CheckPasswordSignInAsync(user, password, lockoutOnFailure: true);
-        if (!result.Succeeded)
+        // Counted through the same atomic reservation as the codes of the second step, not Identity's
+        // CheckPasswordSignInAsync, which checks the lockout first and counts afterwards (parallel
+        // guesses went past the limit) and reset the count on every right password (it counts an
+        // account as two-factor only with one of its own token providers, which the portal does not
+        // use), so whoever knew the password could guess codes without end. A right password
+        // completes the sign-in only for an account without a second factor; for the others it must
+        // not reset the wrong codes counted before.
+        var hashed = false;
+        var result = await attempts.CheckAsync(
+            user,
+            () =>
+            {
+                hashed = true;
+                return Users.CheckPasswordAsync(user, password);
+            },
+            completesSignIn: !user.TwoFactorEnabled);
+        if (result != AttemptResult.Accepted)
         {
-            await log.RecordAsync(user, SecurityEventKinds.SignInFailed, result.IsLockedOut ? "account locked after repeated failures" : "wrong password");
+            if (!hashed)
+            {
+                // Locked out meanwhile, or the check did not get that far: the same hashing work as any refusal.
+                Users.PasswordHasher.VerifyHashedPassword(new PortalUser(), DummyHash, password);
+            }
+
+            await log.RecordAsync(user, SecurityEventKinds.SignInFailed, result switch
+            {
+                AttemptResult.Wrong => "wrong password",
+                AttemptResult.LockedOut => "account locked after repeated failures",
+                _ => "not checked: concurrent change of the account",
+            });
             return Fail("password");
         }
 

@@ -15,10 +15,16 @@ public sealed class SecondFactorModel(
     AccountService accounts,
     TotpService totp,
     RecoveryCodeService recoveryCodes,
+    SignInAttempts attempts,
     SecurityLog log,
     IOptions<PortalOptions> options,
     ILogger<SecondFactorModel> logger) : PortalPage
 {
+    /// <summary>For a code refused because of a concurrent change of the account (<see cref="AttemptResult.Conflict"/>); step-up shows it too.</summary>
+    internal const string ConflictMessage = "Your account was changed at the same moment by another request, so the code could not be checked. Please try again.";
+
+    private const string LockedOutMessage = "Too many wrong codes: sign-in is paused for this account for a while. Try again later.";
+
     public string? Error { get; private set; }
 
     public string? ReturnUrl { get; private set; }
@@ -66,12 +72,11 @@ public sealed class SecondFactorModel(
             return RedirectToPage("/Account/Login");
         }
 
-        if (await Users.IsLockedOutAsync(user) || !await totp.VerifyAsync(user, code))
+        // Wrong codes count towards the same lockout as wrong passwords.
+        var result = await attempts.CheckAsync(user, () => totp.VerifyAsync(user, code));
+        if (result != AttemptResult.Accepted)
         {
-            // Wrong codes count towards the same lockout as wrong passwords.
-            await Users.AccessFailedAsync(user);
-            await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "wrong or reused authenticator code");
-            return await ShowAsync(user, "That code is not valid. Codes work once and only for about 30 seconds; wait for the next one.");
+            return await RefusedAsync(user, result, "wrong or reused authenticator code", "That code is not valid. Codes work once and only for about 30 seconds; wait for the next one.");
         }
 
         return await CompleteAsync(user, "otp", "password + authenticator app");
@@ -86,11 +91,10 @@ public sealed class SecondFactorModel(
             return RedirectToPage("/Account/Login");
         }
 
-        if (await Users.IsLockedOutAsync(user) || !await recoveryCodes.RedeemAsync(user, recoveryCode))
+        var result = await attempts.CheckAsync(user, () => recoveryCodes.RedeemAsync(user, recoveryCode));
+        if (result != AttemptResult.Accepted)
         {
-            await Users.AccessFailedAsync(user);
-            await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "wrong or used recovery code");
-            return await ShowAsync(user, "That recovery code is not valid or was already used.");
+            return await RefusedAsync(user, result, "wrong or used recovery code", "That recovery code is not valid or was already used.");
         }
 
         await log.RecordAsync(user, SecurityEventKinds.RecoveryCodeUsed, $"{await recoveryCodes.RemainingAsync(user)} left");
@@ -114,6 +118,24 @@ public sealed class SecondFactorModel(
         PortalLog.SignedIn(logger, user.UserName!, "pwd+" + method);
         var factors = await accounts.FactorsAsync(user);
         return accounts.MeetsFactorPolicy(factors) ? LocalRedirect(SafeReturnUrl(ReturnUrl)) : RedirectToPage("/Security/Index");
+    }
+
+    /// <summary>A code that was not accepted: wrong (counted), not checked (locked out), or not decided (try again).</summary>
+    private async Task<PageResult> RefusedAsync(PortalUser user, AttemptResult result, string wrong, string wrongMessage)
+    {
+        switch (result)
+        {
+            case AttemptResult.Wrong:
+                await log.RecordAsync(user, SecurityEventKinds.SignInFailed, wrong);
+                return await ShowAsync(user, wrongMessage);
+            case AttemptResult.LockedOut:
+                // The password was right, so saying that the account is paused tells nobody more than
+                // they know; the code was not looked at.
+                await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "code not checked: account locked after repeated failures");
+                return await ShowAsync(user, LockedOutMessage);
+            default:
+                return await ShowAsync(user, ConflictMessage);
+        }
     }
 
     private async Task<PageResult> ShowAsync(PortalUser user, string? error)

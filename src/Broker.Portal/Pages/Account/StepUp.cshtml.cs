@@ -17,6 +17,7 @@ public sealed class StepUpModel(
     SignInManager<PortalUser> identitySignIn,
     AccountService accounts,
     TotpService totp,
+    SignInAttempts attempts,
     SecurityLog log,
     IOptions<PortalOptions> options,
     PortalPolicy policy,
@@ -75,11 +76,16 @@ public sealed class StepUpModel(
             return await ShowAsync(user, "Your organisation requires a passkey for this check.");
         }
 
-        if (await Users.IsLockedOutAsync(user) || !await totp.VerifyAsync(user, code))
+        switch (await attempts.CheckAsync(user, () => totp.VerifyAsync(user, code)))
         {
-            await Users.AccessFailedAsync(user);
-            await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "step-up: wrong or reused authenticator code");
-            return await ShowAsync(user, "That code is not valid. Codes work once and only for about 30 seconds; wait for the next one.");
+            case AttemptResult.Wrong:
+                await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "step-up: wrong or reused authenticator code");
+                return await ShowAsync(user, "That code is not valid. Codes work once and only for about 30 seconds; wait for the next one.");
+            case AttemptResult.LockedOut:
+                await log.RecordAsync(user, SecurityEventKinds.SignInFailed, "step-up: code not checked: account locked after repeated failures");
+                return await ShowAsync(user, "Too many wrong codes: checks with the authenticator app are paused for a while. Try again later.");
+            case AttemptResult.Conflict:
+                return await ShowAsync(user, SecondFactorModel.ConflictMessage);
         }
 
         return await DoneAsync(user, "otp", "authenticator app");

@@ -86,8 +86,9 @@ public static class ValidationApi
         }
         catch (JsonException ex)
         {
-            // The reader's message names the position, never the content.
-            return (null, $"The body is not valid JSON for this API: {ex.Message}");
+            // Where, never what: the reader's own message can quote the offending character, and
+            // that character may be part of the password.
+            return (null, $"The body is not valid JSON for this API (at {ex.Path ?? "$"}, line {ex.LineNumber ?? 0}, byte {ex.BytePositionInLine ?? 0}).");
         }
     }
 

@@ -205,6 +205,19 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
     }
 
     [Fact]
+    public async Task BrokenJson_TheReasonSaysWhere_NeverQuotesTheBody()
+    {
+        // An unquoted password: the JSON reader's own message would quote its first character.
+        using var response = await ValidateRaw("{\"username\":\"a\",\"password\":Zq7-secret,\"service\":\"imap\"}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var detail = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString()!;
+        Assert.Contains("$.password", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("Z", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret", detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task OversizedBody_Returns400_WithoutReadingItAll()
     {
         var body = "{\"username\":\"a\",\"password\":\"" + new string('x', 100_000) + "\",\"service\":\"imap\"}";

@@ -232,14 +232,13 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
         var renew = await Assert.ThrowsAsync<AppPasswordException>(() => Store.RenewAsync(User, before.AppPassword.Id, null));
         Assert.Contains("disabled", issue.Message, StringComparison.Ordinal);
         Assert.Contains("disabled", renew.Message, StringComparison.Ordinal);
-        Assert.Equal(NetworkApproval.UserDisabled, await Store.ApprovePendingNetworkAsync(User, before.AppPassword.Id, "192.0.2.0/24"));
-        Assert.False(await Store.ApproveNetworkAsync(User, before.AppPassword.Id, "192.0.2.0/24"));
-        Assert.Equal(["Before"], (await Store.ListAsync(User)).Select(a => a.Name));
+        Assert.Equal(NetworkApproval.UserDisabled, await Store.ApproveNetworkAsync(User, before.AppPassword.Id, "192.0.2.0/24"));
+                Assert.Equal(["Before"], (await Store.ListAsync(User)).Select(a => a.Name));
 
         await Store.SetDisabledAsync(User, false);
 
         Assert.Equal(DenyReason.Revoked, (await Store.ValidateAsync(User, before.Secret, Imap)).Reason);
-        Assert.Equal(NetworkApproval.NotPending, await Store.ApprovePendingNetworkAsync(User, before.AppPassword.Id, "192.0.2.0/24"));
+        Assert.Equal(NetworkApproval.NotPending, await Store.ApproveNetworkAsync(User, before.AppPassword.Id, "192.0.2.0/24"));
         var after = await Store.IssueAsync(User, "After", ["imap"], null);
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, after.Secret, Imap)).Result);
     }
@@ -257,14 +256,14 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
 
         Assert.Equal(DenyReason.Disabled, (await Store.ValidateAsync(User, issued.Secret, Imap)).Reason);
         Assert.Contains("disabled", (await Assert.ThrowsAsync<AppPasswordException>(() => Store.RenewAsync(User, issued.AppPassword.Id, null))).Message, StringComparison.Ordinal);
-        Assert.Equal(NetworkApproval.UserDisabled, await Store.ApprovePendingNetworkAsync(User, issued.AppPassword.Id, "192.0.2.0/24"));
+        Assert.Equal(NetworkApproval.UserDisabled, await Store.ApproveNetworkAsync(User, issued.AppPassword.Id, "192.0.2.0/24"));
         Assert.Equal(["192.0.2.0/24"], (await Store.GetAsync(User, issued.AppPassword.Id))!.PendingNetworks);
         await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "B", ["imap"], null));
 
         await Redis.GetDatabase().HashDeleteAsync(meta, "disabled");
 
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, Imap)).Result);
-        Assert.Equal(NetworkApproval.Approved, await Store.ApprovePendingNetworkAsync(User, issued.AppPassword.Id, "192.0.2.0/24"));
+        Assert.Equal(NetworkApproval.Approved, await Store.ApproveNetworkAsync(User, issued.AppPassword.Id, "192.0.2.0/24"));
     }
 
     [Fact]

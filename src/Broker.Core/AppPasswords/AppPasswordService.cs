@@ -449,17 +449,10 @@ public sealed partial class AppPasswordService(
     }
 
     /// <summary>
-    /// Approves use of an app password from a network it was tried from. False when nothing was
-    /// pending or the user is disabled; <see cref="ApprovePendingNetworkAsync"/> tells which.
-    /// </summary>
-    public async Task<bool> ApproveNetworkAsync(string user, string id, string network, CancellationToken ct = default) =>
-        await ApprovePendingNetworkAsync(user, id, network, ct) == NetworkApproval.Approved;
-
-    /// <summary>
     /// Approves use of an app password from a network it was tried from, and says why nothing
     /// changed when it did not: no such pending network, or the user is disabled.
     /// </summary>
-    public async Task<NetworkApproval> ApprovePendingNetworkAsync(string user, string id, string network, CancellationToken ct = default)
+    public async Task<NetworkApproval> ApproveNetworkAsync(string user, string id, string network, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
         var hash = await HashOf(owner, id, ct);

@@ -198,7 +198,7 @@ internal static class CliCommands
     private static async Task<int> ApproveNetwork(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
     {
         var (user, id, network) = (Flag(flags, "user"), Flag(flags, "id"), Flag(flags, "network"));
-        return await sp.GetRequiredService<AppPasswordService>().ApprovePendingNetworkAsync(user, id, network, ct) switch
+        return await sp.GetRequiredService<AppPasswordService>().ApproveNetworkAsync(user, id, network, ct) switch
         {
             NetworkApproval.Approved => Print($"approved {network} for {id}"),
             NetworkApproval.UserDisabled => Fail($"{user} is disabled: nothing was approved", 1),

@@ -29,13 +29,13 @@ public sealed class NewNetworkApprovalTests(RedisFixture redis) : AppPasswordSto
         Assert.Equal(["10.2.2.0/24"], listed.PendingNetworks);
         Assert.Equal(["10.1.1.0/24"], listed.Networks);
 
-        Assert.True(await Store.ApproveNetworkAsync(User, issued.AppPassword.Id, "10.2.2.0/24"));
+        Assert.Equal(NetworkApproval.Approved, await Store.ApproveNetworkAsync(User, issued.AppPassword.Id, "10.2.2.0/24"));
 
         Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, issued.Secret, From("10.2.2.2"))).Result);
         listed = Assert.Single(await Store.ListAsync(User));
         Assert.Empty(listed.PendingNetworks);
         Assert.Equal(["10.1.1.0/24", "10.2.2.0/24"], listed.Networks);
-        Assert.False(await Store.ApproveNetworkAsync(User, issued.AppPassword.Id, "10.9.9.0/24"));
+        Assert.Equal(NetworkApproval.NotPending, await Store.ApproveNetworkAsync(User, issued.AppPassword.Id, "10.9.9.0/24"));
     }
 
     [Fact]

@@ -127,11 +127,21 @@ public sealed class AppPasswordsModel(
             // Only the caller's own app passwords and only a network that is actually pending: another
             // user's id or a made-up network finds nothing and changes nothing.
             var ap = await store.GetAsync(user.UserName!, id ?? string.Empty);
-            if (ap is not null && network is not null && ap.PendingNetworks.Contains(network, StringComparer.Ordinal)
-                && await store.ApproveNetworkAsync(user.UserName!, ap.Id, network))
+            if (ap is null || network is null || !ap.PendingNetworks.Contains(network, StringComparer.Ordinal))
             {
-                await log.RecordAsync(user, SecurityEventKinds.NetworkApproved, $"{ap.Name}: {network}");
-                Flash($"“{ap.Name}” may now be used from {network}. The mail app succeeds at its next try.");
+                return RedirectToPage();
+            }
+
+            switch (await store.ApproveNetworkAsync(user.UserName!, ap.Id, network))
+            {
+                case NetworkApproval.Approved:
+                    await log.RecordAsync(user, SecurityEventKinds.NetworkApproved, $"{ap.Name}: {network}");
+                    Flash($"“{ap.Name}” may now be used from {network}. The mail app succeeds at its next try.");
+                    break;
+                case NetworkApproval.UserDisabled:
+                    // Only in the moment between an admin's disable and this session's end.
+                    Flash("Your account has been disabled: nothing was approved.");
+                    break;
             }
 
             return RedirectToPage();

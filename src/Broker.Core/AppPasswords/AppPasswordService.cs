@@ -364,22 +364,19 @@ public sealed partial class AppPasswordService(
             return ValidationOutcome.Unavailable;
         }
 
-        var verdict = (string?)parts[0];
-        var detail = (string?)parts[1];
-        var third = (string?)parts[2];
-        var knownNetwork = (string?)parts[3] == "1";
         // A source spraying many users is refused on every account except where that network is
         // already known-good for the user: an attacker cannot lock real users out.
-        var networkThrottled = t.Enabled && network is not null && !knownNetwork && networkFailures >= t.PerNetwork;
-        if (verdict == "check" && detail is not null)
+        var networkThrottled = t.Enabled && network is not null && (string?)parts[3] != "1" && networkFailures >= t.PerNetwork;
+        if ((string?)parts[0] == "check" && (string?)parts[1] is { } checkedId)
         {
             // The right secret from a network that is not known-good: the script stopped before
             // recording anything, so a throttled source leaves no success behind (no known-good
             // mark that would let the next attempt through, no first use the owner is never told of).
+            // It never answers allow or pending in that case, so only here can a right secret meet the throttle.
             if (networkThrottled)
             {
                 CountNetworkFailure(network, window);
-                return ValidationOutcome.Deny(DenyReason.Throttled, owner, detail);
+                return ValidationOutcome.Deny(DenyReason.Throttled, owner, checkedId);
             }
 
             // Not throttled: run again, recording this time. Every check is made again, atomically.
@@ -397,26 +394,19 @@ public sealed partial class AppPasswordService(
             {
                 return ValidationOutcome.Unavailable;
             }
-
-            verdict = (string?)parts[0];
-            detail = (string?)parts[1];
-            third = (string?)parts[2];
         }
 
+        var verdict = (string?)parts[0];
+        var detail = (string?)parts[1];
+        var third = (string?)parts[2];
         if (verdict == "allow" && detail is not null)
         {
-            if (networkThrottled)
-            {
-                CountNetworkFailure(network, window);
-                return ValidationOutcome.Deny(DenyReason.Throttled, owner, detail);
-            }
-
             return ValidationOutcome.Allow(owner, detail, third == "1");
         }
 
         if (verdict == "pending" && detail is not null)
         {
-            return networkThrottled ? ValidationOutcome.Deny(DenyReason.Throttled, owner, detail) : ValidationOutcome.Pending(owner, detail, third == "1");
+            return ValidationOutcome.Pending(owner, detail, third == "1");
         }
 
         var id = string.IsNullOrEmpty(third) ? null : third;
@@ -588,14 +578,12 @@ public sealed partial class AppPasswordService(
                 bool more;
                 try
                 {
-                    // Each page is a round trip of its own outside Run: a stalled server surfaces here as
-                    // a RedisTimeoutException, which is a TimeoutException and not a RedisException.
+                    // Each page is a round trip of its own, outside Run.
                     more = await pages.MoveNextAsync();
                 }
-                catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+                catch (Exception ex) when (IsStoreFailure(ex))
                 {
-                    Log.StoreFailed(logger, ex.GetType().Name, ex.Message);
-                    throw new StoreUnavailableException("The credential store is unavailable.", ex);
+                    throw StoreUnavailable(ex);
                 }
 
                 if (!more)
@@ -802,11 +790,19 @@ public sealed partial class AppPasswordService(
         {
             return await call(Db).WaitAsync(redisOptions.Value.OperationTimeout, ct);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        catch (Exception ex) when (IsStoreFailure(ex))
         {
-            Log.StoreFailed(logger, ex.GetType().Name, ex.Message);
-            throw new StoreUnavailableException("The credential store is unavailable.", ex);
+            throw StoreUnavailable(ex);
         }
+    }
+
+    /// <summary>What a dead, stalled or closed store throws (a stalled one times out as a TimeoutException, not a RedisException).</summary>
+    private static bool IsStoreFailure(Exception ex) => ex is RedisException or TimeoutException or ObjectDisposedException;
+
+    private StoreUnavailableException StoreUnavailable(Exception ex)
+    {
+        Log.StoreFailed(logger, ex.GetType().Name, ex.Message);
+        return new StoreUnavailableException("The credential store is unavailable.", ex);
     }
 
     private async Task Notify(Func<IAppPasswordEvents, Task> call)

@@ -37,6 +37,9 @@ public static class AuditKinds
     public const string UsedOutsideLimits = "App password used outside its allowed networks or countries";
 }
 
+/// <summary>Events a pump claimed; <see cref="Size"/> is how many entries its claim grew by, unreadable ones included.</summary>
+public sealed record ClaimedEvents(IReadOnlyList<AuditEvent> Events, int Size);
+
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(AuditEvent))]
 internal sealed partial class AuditJsonContext : JsonSerializerContext;
@@ -45,12 +48,60 @@ internal sealed partial class AuditJsonContext : JsonSerializerContext;
 /// Hands audit events from the validation hot path to the portal, which writes them to the
 /// database in batches. Enqueueing is fire-and-forget (no await on the login's path); the queue
 /// is a capped Redis list, so a portal that is down for long loses the oldest events, never
-/// blocks a login. Events a handler could not take are put back (<see cref="RequeueAsync"/>).
+/// blocks a login.
 /// </summary>
+/// <remarks>
+/// A pump takes events with <see cref="ClaimAsync"/>, which moves them, atomically, into a claim
+/// list of its own instead of out of Redis; they leave it only once every handler has taken them
+/// (<see cref="SettleAsync"/>). A claim lives as long as its lease: a pump that crashes or stalls
+/// past it has its claim put back into the outbox by any other pump (<see cref="ReclaimAsync"/>),
+/// so no event is lost with the process that held it; some handlers may see those events twice.
+/// </remarks>
 public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys keys, ILogger<AuditOutbox> logger)
 {
     /// <summary>Most events kept waiting for the portal.</summary>
     public const int Capacity = 100_000;
+
+    // Every script checks the claim list has the length its pump believes: a pump whose claim
+    // was reclaimed while it stalled must not trim (and lose) events it never took.
+    // KEYS: outbox, claim, lease, claims. ARGV: most to take, pump id, lease(ms), expected claim length.
+    // An idle poll writes nothing (no lease renewal, no AOF entry twice a second).
+    // LRANGE + LTRIM rather than RPOP with a count: Garnet's RPOP inside Lua answers garbage when
+    // the list holds fewer entries than asked for.
+    private const string ClaimScript = """
+        if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[4]) then return false end
+        local n = tonumber(ARGV[1])
+        local newest = redis.call('LRANGE', KEYS[1], -n, -1)
+        if #newest == 0 then return {} end
+        redis.call('SADD', KEYS[4], ARGV[2])
+        redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+        redis.call('LTRIM', KEYS[1], 0, -n - 1)
+        local items = {}
+        for i = #newest, 1, -1 do items[#items + 1] = newest[i] end
+        local unpack = unpack or table.unpack
+        redis.call('RPUSH', KEYS[2], unpack(items))
+        return items
+        """;
+
+    // KEYS: claim, lease, claims. ARGV: events settled (oldest of the claim), lease(ms), expected claim length, pump id.
+    private const string SettleScript = """
+        if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[3]) or redis.call('SISMEMBER', KEYS[3], ARGV[4]) == 0 then return -1 end
+        if tonumber(ARGV[1]) > 0 then redis.call('LTRIM', KEYS[1], ARGV[1], -1) end
+        redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+        return redis.call('LLEN', KEYS[1])
+        """;
+
+    // KEYS: outbox, claim, lease, claims. ARGV: pump id, capacity, '1' = even while its lease lasts (the pump's own, on stop).
+    // The claim goes back to the oldest end of the outbox in its order, so it is taken next.
+    private const string ReleaseScript = """
+        if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+        local items = redis.call('LRANGE', KEYS[2], 0, -1)
+        for i = #items, 1, -1 do redis.call('RPUSH', KEYS[1], items[i]) end
+        if #items > 0 then redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1) end
+        redis.call('DEL', KEYS[2], KEYS[3])
+        redis.call('SREM', KEYS[4], ARGV[1])
+        return #items
+        """;
 
     public void Enqueue(AuditEvent e)
     {
@@ -68,12 +119,87 @@ public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys 
         }
     }
 
-    /// <summary>Takes up to <paramref name="max"/> of the oldest events off the queue.</summary>
+    /// <summary>Takes up to <paramref name="max"/> of the oldest events off the queue for good (tools and tests; the pump claims).</summary>
     public async Task<IReadOnlyList<AuditEvent>> DequeueAsync(int max, CancellationToken ct = default)
     {
         ct.ThrowIfCancellationRequested();
         // Not abandoned on cancellation: once popped, the events exist only in this answer.
         var values = await redis.GetDatabase().ListRightPopAsync(keys.AuditOutbox, max);
+        return Parse(values);
+    }
+
+    /// <summary>
+    /// Moves up to <paramref name="max"/> of the oldest events into the claim of pump
+    /// <paramref name="pump"/> and, when there were any, renews its lease. <paramref name="claimed"/> is how many events
+    /// the pump believes its claim holds. Returns null when that is not so (the claim was put back
+    /// by another pump): nothing is taken then. <see cref="ClaimedEvents.Size"/> counts unreadable
+    /// events too, which are dropped from <see cref="ClaimedEvents.Events"/> but are in the claim.
+    /// </summary>
+    public async Task<ClaimedEvents?> ClaimAsync(string pump, int claimed, int max, TimeSpan lease, CancellationToken ct = default)
+    {
+        ct.ThrowIfCancellationRequested();
+        var result = await redis.GetDatabase().ScriptEvaluateAsync(
+            ClaimScript,
+            [keys.AuditOutbox, keys.AuditClaim(pump), keys.AuditLease(pump), keys.AuditClaims],
+            [max, pump, (long)lease.TotalMilliseconds, claimed]);
+        if (result.IsNull)
+        {
+            return null;
+        }
+
+        var values = (RedisValue[])result!;
+        return new ClaimedEvents(Parse(values), values.Length);
+    }
+
+    /// <summary>
+    /// Drops the <paramref name="count"/> oldest events of a pump's claim (every handler has taken
+    /// them) and renews its lease. False when the claim is not what the pump believes
+    /// (<paramref name="claimed"/> events): it was put back by another pump, and nothing changed.
+    /// </summary>
+    public async Task<bool> SettleAsync(string pump, int claimed, int count, TimeSpan lease, CancellationToken ct = default)
+    {
+        ct.ThrowIfCancellationRequested();
+        var left = (long)await redis.GetDatabase().ScriptEvaluateAsync(
+            SettleScript,
+            [keys.AuditClaim(pump), keys.AuditLease(pump), keys.AuditClaims],
+            [count, (long)lease.TotalMilliseconds, claimed, pump]);
+        return left >= 0;
+    }
+
+    /// <summary>Puts a pump's whole claim back at the oldest end of the outbox, in order, and ends its lease. Returns how many events.</summary>
+    public async Task<int> ReleaseAsync(string pump, CancellationToken ct = default) =>
+        (int)(long)await redis.GetDatabase().ScriptEvaluateAsync(
+            ReleaseScript,
+            [keys.AuditOutbox, keys.AuditClaim(pump), keys.AuditLease(pump), keys.AuditClaims],
+            [pump, Capacity, "1"]).WaitAsync(ct);
+
+    /// <summary>
+    /// Puts back into the outbox the claims of pumps whose lease has run out (crashed or stalled),
+    /// except <paramref name="self"/>'s. Returns how many events went back.
+    /// </summary>
+    public async Task<int> ReclaimAsync(string self, CancellationToken ct = default)
+    {
+        var db = redis.GetDatabase();
+        var moved = 0;
+        foreach (var member in await db.SetMembersAsync(keys.AuditClaims).WaitAsync(ct))
+        {
+            var pump = (string)member!;
+            if (pump == self)
+            {
+                continue;
+            }
+
+            moved += (int)(long)await db.ScriptEvaluateAsync(
+                ReleaseScript,
+                [keys.AuditOutbox, keys.AuditClaim(pump), keys.AuditLease(pump), keys.AuditClaims],
+                [pump, Capacity, "0"]).WaitAsync(ct);
+        }
+
+        return moved;
+    }
+
+    private List<AuditEvent> Parse(RedisValue[] values)
+    {
         var events = new List<AuditEvent>(values.Length);
         foreach (var v in values)
         {
@@ -91,30 +217,6 @@ public sealed partial class AuditOutbox(IConnectionMultiplexer redis, RedisKeys 
         }
 
         return events;
-    }
-
-    /// <summary>
-    /// Puts events taken off the queue back at its oldest end, so they are the next taken, in
-    /// their order (<paramref name="oldestFirst"/>). The cap still holds: when the queue is full,
-    /// the oldest events are the ones dropped, as for any other.
-    /// </summary>
-    public async Task RequeueAsync(IReadOnlyList<AuditEvent> oldestFirst, CancellationToken ct = default)
-    {
-        if (oldestFirst.Count == 0)
-        {
-            return;
-        }
-
-        // RPUSH appends on the right, where RPOP takes from: the oldest must be pushed last.
-        var values = new RedisValue[oldestFirst.Count];
-        for (var i = 0; i < values.Length; i++)
-        {
-            values[i] = JsonSerializer.Serialize(oldestFirst[values.Length - 1 - i], AuditJsonContext.Default.AuditEvent);
-        }
-
-        var db = redis.GetDatabase();
-        await db.ListRightPushAsync(keys.AuditOutbox, values).WaitAsync(ct);
-        await db.ListTrimAsync(keys.AuditOutbox, 0, Capacity - 1).WaitAsync(ct);
     }
 
     private static partial class Log

@@ -12,15 +12,17 @@ public interface IAuditSink
 /// <summary>
 /// Drains the audit outbox in batches of up to 500 and hands each batch to every handler, at
 /// least once. Runs in the role that owns the database (the portal); several instances may run,
-/// each batch goes to exactly one of them (RPOP is atomic).
+/// each batch goes to exactly one of them while that one lives.
 /// </summary>
 /// <remarks>
 /// A handler that fails on a batch (the database is down) keeps it, in order, and is offered it
 /// again every <see cref="RetryDelay"/> until it takes it; the other handlers go on receiving new
 /// batches, so a database outage does not hold back the security notices. Past
 /// <see cref="MaxHeld"/> events held, the pump stops taking batches and the rest waits in the
-/// outbox. When the pump stops with events still held, they go back to the outbox for the next
-/// instance (handlers that had already taken them then get them twice). A crash while held loses them.
+/// outbox. Batches stay in this pump's claim in Redis until every handler has taken them
+/// (<see cref="AuditOutbox.ClaimAsync"/>): on a clean stop the claim goes back to the outbox at
+/// once; after a crash, or a stall longer than <see cref="Lease"/>, another pump (or this one
+/// restarted) puts it back. Either way handlers that had already taken those events get them twice.
 /// </remarks>
 public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink> handlers, ILogger<AuditPump> logger) : BackgroundService
 {
@@ -35,7 +37,25 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
     /// <summary>Pause before a failing handler is offered the batches it failed on again.</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long this pump's claim outlives its last poll; past it, another pump may put the claim back.</summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often the pump looks for the claims of pumps that died.</summary>
+    public TimeSpan ReclaimInterval { get; init; } = TimeSpan.FromSeconds(30);
+
     private readonly IAuditSink[] _handlers = [.. handlers];
+
+    /// <summary>This process's claim; a restarted portal gets a new one and reclaims the old after its lease.</summary>
+    private readonly string _id = Guid.NewGuid().ToString("N");
+
+    /// <summary>Batches taken and not yet taken by every handler, oldest first: exactly this pump's claim.</summary>
+    private readonly Queue<Batch> _unsettled = new();
+
+    private int _claimed;
+
+    private long _reclaimAt;
+
+    private long _renewedAt;
 
     /// <summary>Per failing handler, the batches it has not taken yet, oldest first.</summary>
     private readonly Dictionary<IAuditSink, Queue<Batch>> _held = [];
@@ -48,27 +68,53 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
     public int Held => HeldBatches().Sum(b => b.Events.Count);
 
     /// <summary>
-    /// Offers held batches to the handlers that failed on them (once the retry delay is over),
-    /// then takes one new batch and hands it to every handler. Returns how many events it took.
+    /// Puts back the claims of dead pumps (every <see cref="ReclaimInterval"/>), offers held
+    /// batches to the handlers that failed on them (once the retry delay is over), then takes one
+    /// new batch and hands it to every handler. Returns how many events it took.
     /// </summary>
     public async Task<int> PumpOnceAsync(CancellationToken ct)
     {
+        if (Environment.TickCount64 >= _reclaimAt)
+        {
+            _reclaimAt = Environment.TickCount64 + (long)ReclaimInterval.TotalMilliseconds;
+            if (await outbox.ReclaimAsync(_id, ct) is > 0 and var reclaimed)
+            {
+                Log.Reclaimed(logger, reclaimed);
+            }
+        }
+
         await RetryHeldAsync(ct);
-        if (Held >= MaxHeld)
+        // Backpressure: past MaxHeld, what is not taken stays in the outbox (capped), not in this process.
+        var taken = Held < MaxHeld ? await TakeAsync(ct) : 0;
+        await SettleAsync(ct);
+        return taken;
+    }
+
+    private async Task<int> TakeAsync(CancellationToken ct)
+    {
+        var claim = await outbox.ClaimAsync(_id, _claimed, BatchSize, Lease, ct);
+        if (claim is null)
         {
-            // Backpressure: what is not taken stays in the outbox (capped), not in this process.
+            await ResetAsync();
             return 0;
         }
 
-        var events = await outbox.DequeueAsync(BatchSize, ct);
-        if (events.Count == 0)
+        if (claim.Size == 0)
         {
             return 0;
         }
 
-        var batch = new Batch(++_taken, events);
+        _renewedAt = Environment.TickCount64;
+        var batch = new Batch(++_taken, claim.Events, claim.Size);
+        _unsettled.Enqueue(batch);
+        _claimed += claim.Size;
         foreach (var handler in _handlers)
         {
+            if (batch.Events.Count == 0)
+            {
+                break;
+            }
+
             if (_held.TryGetValue(handler, out var queue))
             {
                 // Behind the batches it has not taken yet: each handler sees events in order.
@@ -85,7 +131,59 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
             }
         }
 
-        return events.Count;
+        return claim.Events.Count;
+    }
+
+    /// <summary>
+    /// Drops from the claim the oldest batches every handler has taken (handlers take batches in
+    /// order, so those are always a prefix of <see cref="_unsettled"/>), and renews the lease while
+    /// anything stays claimed.
+    /// </summary>
+    private async Task SettleAsync(CancellationToken ct)
+    {
+        var settled = 0;
+        var count = 0;
+        foreach (var batch in _unsettled)
+        {
+            if (_held.Values.Any(q => q.Peek().Sequence <= batch.Sequence))
+            {
+                break;
+            }
+
+            settled++;
+            count += batch.Size;
+        }
+
+        // Renewed well before it runs out, not on every poll: each renewal is a write.
+        if (count == 0 && (_claimed == 0 || Environment.TickCount64 - _renewedAt < (long)Lease.TotalMilliseconds / 3))
+        {
+            return;
+        }
+
+        if (!await outbox.SettleAsync(_id, _claimed, count, Lease, ct))
+        {
+            await ResetAsync();
+            return;
+        }
+
+        for (var i = 0; i < settled; i++)
+        {
+            _unsettled.Dequeue();
+        }
+
+        _claimed -= count;
+        _renewedAt = Environment.TickCount64;
+    }
+
+    /// <summary>
+    /// The claim in Redis is not what this pump holds: another pump put it back after this one
+    /// stalled past its lease, or a call timed out after Redis had run it. Whatever is left in the
+    /// claim goes back too and everything is delivered again: twice rather than never.
+    /// </summary>
+    private async Task ResetAsync()
+    {
+        Log.ClaimLost(logger, _claimed);
+        await ReleaseAsync();
     }
 
     private async Task RetryHeldAsync(CancellationToken ct)
@@ -95,6 +193,15 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
             return;
         }
 
+        // After a stall past the lease another pump may have put these batches back and delivered
+        // them already: check the claim is still this pump's before delivering them again.
+        if (!await outbox.SettleAsync(_id, _claimed, 0, Lease, ct))
+        {
+            await ResetAsync();
+            return;
+        }
+
+        _renewedAt = Environment.TickCount64;
         foreach (var (handler, queue) in _held.ToList())
         {
             while (queue.TryPeek(out var batch) && await DeliverAsync(handler, batch, ct))
@@ -131,27 +238,25 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
         }
     }
 
-    private IEnumerable<Batch> HeldBatches() => _held.Values.SelectMany(q => q).Distinct().OrderBy(b => b.Sequence);
+    private IEnumerable<Batch> HeldBatches() => _held.Values.SelectMany(q => q).Distinct();
 
-    /// <summary>Puts what failing handlers have not taken back into the outbox, oldest first.</summary>
-    private async Task ReturnHeldAsync()
+    /// <summary>Puts this pump's claim (what some handler has not taken yet) back into the outbox, oldest first.</summary>
+    private async Task ReleaseAsync()
     {
-        var events = HeldBatches().SelectMany(b => b.Events).ToList();
         _held.Clear();
-        if (events.Count == 0)
-        {
-            return;
-        }
-
+        _unsettled.Clear();
+        _claimed = 0;
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await outbox.RequeueAsync(events, timeout.Token);
-            Log.Returned(logger, events.Count);
+            if (await outbox.ReleaseAsync(_id, timeout.Token) is > 0 and var count)
+            {
+                Log.Returned(logger, count);
+            }
         }
         catch (Exception ex)
         {
-            Log.ReturnFailed(logger, events.Count, ex.GetType().Name);
+            Log.ReturnFailed(logger, ex.GetType().Name, Lease);
         }
     }
 
@@ -182,12 +287,12 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
         }
         finally
         {
-            await ReturnHeldAsync();
+            await ReleaseAsync();
         }
     }
 
-    /// <summary>Events taken off the outbox together; <see cref="Sequence"/> orders them for putting back.</summary>
-    private sealed record Batch(long Sequence, IReadOnlyList<AuditEvent> Events);
+    /// <summary>Events taken off the outbox together, in order of <see cref="Sequence"/>; <see cref="Size"/> entries of the claim.</summary>
+    private sealed record Batch(long Sequence, IReadOnlyList<AuditEvent> Events, int Size);
 
     private static partial class Log
     {
@@ -203,7 +308,13 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
         [LoggerMessage(EventId = 1206, Level = LogLevel.Information, Message = "Returned {Count} audit events not yet taken by every handler to the outbox")]
         public static partial void Returned(ILogger logger, int count);
 
-        [LoggerMessage(EventId = 1207, Level = LogLevel.Error, Message = "Could not return {Count} audit events to the outbox ({ErrorType}); they are lost")]
-        public static partial void ReturnFailed(ILogger logger, int count, string errorType);
+        [LoggerMessage(EventId = 1207, Level = LogLevel.Warning, Message = "Could not return the audit events not yet taken by every handler to the outbox ({ErrorType}); another instance puts them back once this one's lease of {Lease} has run out")]
+        public static partial void ReturnFailed(ILogger logger, string errorType, TimeSpan lease);
+
+        [LoggerMessage(EventId = 1208, Level = LogLevel.Warning, Message = "Put {Count} audit events claimed by a portal instance that stopped answering back into the outbox; handlers may see some twice")]
+        public static partial void Reclaimed(ILogger logger, int count);
+
+        [LoggerMessage(EventId = 1209, Level = LogLevel.Warning, Message = "The audit claim in the store does not match the {Count} events this instance holds (it stalled past its lease, or a store call timed out); starting over, handlers may see some events twice")]
+        public static partial void ClaimLost(ILogger logger, int count);
     }
 }

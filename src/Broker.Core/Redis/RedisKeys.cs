@@ -13,6 +13,7 @@ namespace Broker.Core.Redis;
 /// <c>{prefix}:{u:…}:meta</c> — per-user flags: <c>nbf</c> (revoke-all watermark), <c>disabled</c>.
 /// <c>{prefix}:{u:…}:good</c>, <c>:f:…</c> — known-good networks and failure counters of the user.
 /// <c>{prefix}:{n:203.0.113.0/24}:f:&lt;bucket&gt;</c> — failures of a source network across users.
+/// <c>{prefix}:{audit}:…</c> — the audit outbox and the pumps' claims, in one slot for their scripts.
 /// </remarks>
 public sealed class RedisKeys(string prefix)
 {
@@ -44,8 +45,17 @@ public sealed class RedisKeys(string prefix)
     /// <summary>Every owner that has been issued an app password (SET), for periodic jobs that must not SCAN.</summary>
     public string Owners => $"{Prefix}:owners";
 
-    /// <summary>Audit events waiting for the portal to store them (LIST).</summary>
-    public string AuditOutbox => $"{Prefix}:audit:outbox";
+    /// <summary>Audit events waiting for the portal to store them (LIST, newest on the left).</summary>
+    public string AuditOutbox => $"{Prefix}:{{audit}}:outbox";
+
+    /// <summary>Ids of the audit pumps that hold a claim (SET).</summary>
+    public string AuditClaims => $"{Prefix}:{{audit}}:claims";
+
+    /// <summary>Events one pump took off the outbox that not every handler has taken yet (LIST, oldest first).</summary>
+    public string AuditClaim(string pump) => $"{Prefix}:{{audit}}:claim:{pump}";
+
+    /// <summary>Present while the pump that owns the claim is alive (TTL = lease).</summary>
+    public string AuditLease(string pump) => $"{Prefix}:{{audit}}:lease:{pump}";
 
     /// <summary>Caller API keys (sha256 → name); global, not per user.</summary>
     public string CallerKeys => $"{Prefix}:callers";

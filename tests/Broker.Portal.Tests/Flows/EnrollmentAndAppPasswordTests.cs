@@ -166,6 +166,40 @@ public sealed class EnrollmentAndAppPasswordTests
         Assert.Equal("/Security/Totp", (await owner.GetAsync("/Security/Totp")).Url);
     }
 
+    [Fact]
+    public async Task TotpReplacement_NewPhone_NeedsAFreshCheck_AndTheOldAppWorksUntilTheNewOneIsConfirmed()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("yan");
+        env.Time.Advance(TimeSpan.FromMinutes(10));
+
+        // The app is the only factor; replacing it is offered, behind a fresh check.
+        Assert.Contains("replace-totp", (await user.Client.GetAsync("/Security")).Html, StringComparison.Ordinal);
+        var gate = await user.Client.GetRawAsync("/Security/Totp");
+        Assert.StartsWith("/Account/StepUp", gate.Location, StringComparison.Ordinal);
+        var stepUp = await user.Client.GetAsync(gate.Location!);
+        var setup = await user.Client.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/Security/Totp")], stepUp.AntiforgeryToken());
+        Assert.Equal("/Security/Totp", setup.Url);
+        Assert.Contains("Phone app", setup.TextOf("totp-replaces"), StringComparison.Ordinal);
+        var newKey = KeyOf(setup);
+
+        // Until the new app is confirmed the old one still signs in: no moment without a factor.
+        using (await env.SignInWithTotpAsync(user))
+        {
+        }
+
+        var done = await user.Client.PostAsync("/Security/Totp", null, [new("Code", env.NextCode(newKey)), new("Name", "New phone"), new("Pending", setup.HiddenValue("Pending")!)], setup.AntiforgeryToken());
+        Assert.Equal("/Security", done.Url);
+        Assert.Equal("New phone", done.TextOf("totp-name"));
+        Assert.Contains("replaces \"Phone app\"", (await user.Client.GetAsync("/Security/Activity")).TextOf("activity"), StringComparison.Ordinal);
+
+        using var old = env.NewClient();
+        var second = await old.SubmitAsync("/Account/Login", "Password", [new("Username", "yan"), new("Password", PortalEnvironment.Password)]);
+        var refused = await old.PostAsync(second.Url, "Totp", [new("Code", env.NextCode(user.TotpKey))], second.AntiforgeryToken());
+        Assert.Equal("/Account/SecondFactor", refused.Url.Split('?')[0]);
+        using var signedIn = await env.SignInWithTotpAsync(user with { TotpKey = newKey });
+    }
+
     /// <summary>An account whose owner has set a password from the enrollment link and has no second factor yet.</summary>
     private static async Task<PortalClient> SetPasswordOnlyAsync(PortalEnvironment env, string username)
     {

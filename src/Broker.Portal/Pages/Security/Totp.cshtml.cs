@@ -9,9 +9,10 @@ namespace Broker.Portal.Pages.Security;
 
 /// <summary>
 /// Enrolls the authenticator app: QR code plus manual key, confirmed by one valid code. A user who
-/// has one already can only replace it during the repair allowance of a recovery-code sign-in (the
-/// phone is lost, and the app was perhaps the only factor, which cannot be removed); otherwise
-/// the old app is removed first, which needs a fresh check.
+/// has one already replaces it here (a new phone): the old key works until a code from the new one
+/// is confirmed, so there is no moment without a factor, even when the app is the only one. That
+/// needs a fresh check (a code from the old app will do) or the repair allowance of a
+/// recovery-code sign-in (the old phone is lost).
 /// </summary>
 public sealed class TotpModel(
     AccountService accounts,
@@ -36,11 +37,6 @@ public sealed class TotpModel(
     public async Task<IActionResult> OnGetAsync()
     {
         var user = await CurrentUserAsync();
-        if (user.TotpName is not null && !Sessions.MayRepairFactors(User))
-        {
-            return RedirectToPage("/Security/Index");
-        }
-
         if (!await MayEnrollAsync(user))
         {
             return StepUp();
@@ -53,11 +49,6 @@ public sealed class TotpModel(
     public async Task<IActionResult> OnPostAsync(string? code, string? name, string? pending)
     {
         var user = await CurrentUserAsync();
-        if (user.TotpName is not null && !Sessions.MayRepairFactors(User))
-        {
-            return RedirectToPage("/Security/Index");
-        }
-
         if (!await MayEnrollAsync(user))
         {
             return StepUp();

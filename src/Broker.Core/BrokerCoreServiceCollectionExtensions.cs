@@ -35,6 +35,7 @@ public static class BrokerCoreServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PepperOptions>, PepperOptionsValidator>());
         services.AddOptions<CallerKeyOptions>().BindConfiguration(CallerKeyOptions.SectionName)
             .Validate(o => o.Keys.Values.All(v => v is { Length: 64 } && v.All(Uri.IsHexDigit)), $"{CallerKeyOptions.SectionName}:Keys values must be the 64-character hex SHA-256 of each key.")
+            .Validate(o => o.RefreshInterval >= CallerKeyOptions.ShortestRefresh && o.RefreshInterval <= CallerKeyOptions.LongestRefresh, $"{CallerKeyOptions.SectionName}:RefreshInterval must be between {CallerKeyOptions.ShortestRefresh} and {CallerKeyOptions.LongestRefresh}.")
             .ValidateOnStart();
 
         services.TryAddSingleton<IConnectionMultiplexer>(sp =>

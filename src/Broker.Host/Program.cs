@@ -3,13 +3,12 @@ using Broker.Host.Roles;
 
 // Configuration for both the server and the CLI: appsettings, BROKER_-less environment
 // variables (Redis__Configuration, Broker__Roles, …) and --Section:Key=value arguments.
-static bool IsSetting(string arg) => arg.StartsWith("--", StringComparison.Ordinal) && arg.Contains(':', StringComparison.Ordinal);
 
 var config = new ConfigurationBuilder()
     .SetBasePath(AppContext.BaseDirectory)
     .AddJsonFile("appsettings.json", optional: true)
     .AddEnvironmentVariables()
-    .AddCommandLine(args.Where(IsSetting).ToArray())
+    .AddCommandLine(args.Where(CliCommands.IsSetting).ToArray())
     .Build();
 
 using var cts = new CancellationTokenSource();
@@ -20,7 +19,7 @@ Console.CancelKeyPress += (_, e) =>
 };
 
 // Settings may come before or after the command: `broker --Redis:Configuration=… apikey create dovecot`.
-var command = args.Where(a => !IsSetting(a)).ToArray();
+var command = args.Where(a => !CliCommands.IsSetting(a)).ToArray();
 if (command.Length > 0 && command[0] != "serve")
 {
     return await CliCommands.RunAsync(command, config, cts.Token);

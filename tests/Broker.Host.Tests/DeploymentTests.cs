@@ -76,15 +76,17 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
         Assert.Contains("Broker:Pepper:File", p.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task BadConfiguration_StopsStartUpWithAClearMessage()
+    [Theory]
+    [InlineData("gateway", "--Broker:Gateway:AllowedNetworks:0=10.0.0.0/99", "10.0.0.0/99")]
+    [InlineData("validation", "--Broker:Callers:RefreshInterval=00:00:00", "Broker:Callers:RefreshInterval must be between")]
+    public async Task BadConfiguration_StopsStartUpWithAClearMessage(string role, string setting, string message)
     {
-        await using var p = BrokerProcess.Start([.. Shared, "--Broker:Roles=gateway", $"--Broker:Urls:gateway=http://127.0.0.1:{FreePort.Get()}", "--Broker:Gateway:AllowedNetworks:0=10.0.0.0/99"]);
+        await using var p = BrokerProcess.Start([.. Shared, $"--Broker:Roles={role}", $"--Broker:Urls:{role}=http://127.0.0.1:{FreePort.Get()}", setting]);
 
         var code = await p.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
         Assert.NotEqual(0, code);
-        Assert.Contains("10.0.0.0/99", p.Output, StringComparison.Ordinal);
+        Assert.Contains(message, p.Output, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -94,6 +96,7 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
     [InlineData("app-password frobnicate", "unknown command")]
     [InlineData("user disable", "USER is required")]
     [InlineData("app-password allow-networks --user u --id x --networks 10.0.0.0/99", "is not an address or network")]
+    [InlineData("app-password allow-networks --user u --id x", "--networks is required (--networks= to remove the limit)")]
     [InlineData("user new-network-approval u maybe", "is not on, off or default")]
     public async Task Cli_BadInput_GetsAClearMessageAndNonZeroExit(string command, string message)
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.RegularExpressions;
 using Broker.Core.Callers;
+using Broker.Testing;
 
 namespace Broker.Host.Tests;
 
@@ -53,6 +54,39 @@ public sealed partial class EmbeddedHostTests
         Assert.Contains("imap", list, StringComparison.Ordinal);
         await second.StopAsync();
         Assert.True(second.HasExited);
+    }
+
+    [Fact]
+    public async Task AllRoles_WithAnHttpsEndpoint_TheGatewayTakesIt_AndTheOtherRolesKeepTheirUrls()
+    {
+        using var layout = new EmbeddedLayout();
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        var certPath = Path.Combine(layout.DataDirectory, "gateway.pem");
+        var keyPath = Path.Combine(layout.DataDirectory, "gateway.key");
+        await File.WriteAllTextAsync(certPath, cert.ExportCertificatePem());
+        await File.WriteAllTextAsync(keyPath, key.ExportPkcs8PrivateKeyPem());
+        var httpsPort = FreePort.Get();
+
+        await using var broker = BrokerProcess.Start([
+            .. layout.Args,
+            $"--Kestrel:Endpoints:Https:Url=https://127.0.0.1:{httpsPort}",
+            $"--Kestrel:Endpoints:Https:Certificate:Path={certPath}",
+            $"--Kestrel:Endpoints:Https:Certificate:KeyPath={keyPath}"]);
+        await broker.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+
+        Assert.Contains($"broker gateway listening on https://127.0.0.1:{httpsPort}", broker.Output, StringComparison.Ordinal);
+        Assert.Contains($"broker validation listening on http://127.0.0.1:{layout.ValidationPort}", broker.Output, StringComparison.Ordinal);
+        Assert.Contains($"broker portal listening on http://localhost:{layout.PortalPort}", broker.Output, StringComparison.Ordinal);
+        using var handler = new HttpClientHandler
+        {
+            // Trust exactly the certificate made above.
+            ServerCertificateCustomValidationCallback = (_, presented, _, _) => presented?.Thumbprint == cert.Thumbprint,
+        };
+        using var client = new HttpClient(handler);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(new Uri($"https://127.0.0.1:{httpsPort}/health/live"))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(new Uri($"http://127.0.0.1:{layout.ValidationPort}/health/live"))).StatusCode);
     }
 
     [Fact]

@@ -15,6 +15,9 @@ public sealed class CallerKeyOptions
     /// </summary>
     public Dictionary<string, string> Keys { get; set; } = [];
 
-    /// <summary>How often keys stored in Redis are re-read.</summary>
+    /// <summary>Bounds of <see cref="RefreshInterval"/>: a new or deleted key must take effect soon, without polling Redis in a loop.</summary>
+    public static readonly TimeSpan ShortestRefresh = TimeSpan.FromMilliseconds(100), LongestRefresh = TimeSpan.FromMinutes(10);
+
+    /// <summary>How often keys stored in Redis are re-read (100 ms – 10 min).</summary>
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 }

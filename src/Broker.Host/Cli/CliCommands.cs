@@ -25,8 +25,8 @@ internal static class CliCommands
           broker app-password list --user U
           broker app-password renew --user U --id ID [--lifetime 30d]
           broker app-password revoke --user U --id ID | app-password revoke-all --user U
-          broker app-password allow-networks --user U --id ID --networks 10.0.0.0/8,2001:db8::/32   (empty: anywhere)
-          broker app-password allow-countries --user U --id ID --countries DE,FR   (empty: any; needs Broker:GeoIp:CountryDatabase)
+          broker app-password allow-networks --user U --id ID --networks 10.0.0.0/8,2001:db8::/32   (--networks=: anywhere)
+          broker app-password allow-countries --user U --id ID --countries DE,FR   (--countries=: any; needs Broker:GeoIp:CountryDatabase)
           broker app-password approve-network --user U --id ID --network 203.0.113.0/24
           broker user disable U | user enable U
           broker user new-network-approval U on|off|default
@@ -235,7 +235,13 @@ internal static class CliCommands
 
     private static async Task<int> AllowNetworks(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
     {
-        var networks = flags.TryGetValue("networks", out var n) ? n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+        // Required, like the countries' flag: a forgotten (or mistyped) --networks must not silently lift a limit.
+        if (!flags.TryGetValue("networks", out var n))
+        {
+            throw new UsageException("--networks is required (--networks= to remove the limit).");
+        }
+
+        var networks = n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var ap = await sp.GetRequiredService<AppPasswordService>().SetAllowedNetworksAsync(Flag(flags, "user"), Flag(flags, "id"), networks, ct);
         return Print(ap.AllowedNetworks.Count == 0 ? $"{ap.Id} may be used from anywhere" : $"{ap.Id} may be used only from {string.Join(", ", ap.AllowedNetworks)}");
     }
@@ -291,6 +297,15 @@ internal static class CliCommands
     private static TimeSpan? OptionalLifetime(Dictionary<string, string> flags) =>
         flags.TryGetValue("lifetime", out var l) ? ParseLifetime(l) : null;
 
+    /// <summary>
+    /// A <c>--Section:Key=value</c> setting, for configuration rather than the command: the colon
+    /// must be in the name. A flag whose value holds one (<c>--networks=2001:db8::/32</c>,
+    /// <c>--name="Work: laptop"</c>) is a flag; taken for a setting, it would silently go missing.
+    /// </summary>
+    internal static bool IsSetting(string arg) =>
+        arg.StartsWith("--", StringComparison.Ordinal)
+        && arg.AsSpan(0, arg.IndexOf('=', StringComparison.Ordinal) is >= 0 and var eq ? eq : arg.Length).Contains(':');
+
     internal static Dictionary<string, string> ParseFlags(IEnumerable<string> tokens)
     {
         var flags = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -299,7 +314,7 @@ internal static class CliCommands
         {
             var token = e.Current;
             // --Section:Key=value settings belong to configuration, not to the command.
-            if (!token.StartsWith("--", StringComparison.Ordinal) || token.Contains(':', StringComparison.Ordinal))
+            if (!token.StartsWith("--", StringComparison.Ordinal) || IsSetting(token))
             {
                 continue;
             }

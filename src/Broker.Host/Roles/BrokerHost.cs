@@ -52,7 +52,7 @@ internal static class BrokerHost
             // its routes are mapped, and they should find the other roles already listening.
             foreach (var role in BrokerHostOptions.KnownRoles.Where(roles.Contains).OrderBy(r => r == "gateway"))
             {
-                var app = Build(role, args, options, overrides);
+                var app = Build(role, roles, args, options, overrides);
                 apps.Add(app);
                 await app.StartAsync(ct);
             }
@@ -127,7 +127,7 @@ internal static class BrokerHost
         }
     }
 
-    private static WebApplication Build(string role, string[] args, BrokerHostOptions options, Dictionary<string, string?> overrides)
+    private static WebApplication Build(string role, IReadOnlySet<string> roles, string[] args, BrokerHostOptions options, Dictionary<string, string?> overrides)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(BrokerHost).Assembly.GetName().Name, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(overrides);
@@ -140,6 +140,13 @@ internal static class BrokerHost
             k.AddServerHeader = false;
             k.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
         });
+        if (role != "gateway" && roles.Contains("gateway"))
+        {
+            // Kestrel's own settings (Kestrel:Endpoints, e.g. HTTPS for Dovecot) are the front door's,
+            // the gateway's: the roles behind it keep their Broker:Urls instead of all trying to bind
+            // the same endpoint.
+            builder.WebHost.ConfigureKestrel(k => k.Configure(new ConfigurationBuilder().Build(), reloadOnChange: false));
+        }
 
         switch (role)
         {

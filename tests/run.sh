@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (real redis-server, Dovecot, Postfix,
-# nginx, Chromium) when missing, then runs every test project. Used by README and .ci/run.
+# nginx, PostgreSQL, Chromium) when missing, then runs every test project. Used by README and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -26,6 +26,7 @@ public static class BrokerCoreServiceCollectionExtensions
 
         services.AddOptions<RedisOptions>().BindConfiguration(RedisOptions.SectionName).ValidateDataAnnotations()
             .Validate(o => !string.IsNullOrWhiteSpace(o.Configuration), $"{RedisOptions.SectionName}:Configuration is empty: set it to a Redis connection string (host:port), or run the embedded host, which fills it in.")
+            .Validate(o => string.IsNullOrWhiteSpace(o.Configuration) || IsConnectionString(o.Configuration), $"{RedisOptions.SectionName}:Configuration is not a Redis connection string: write host:port, then any options as ,name=value (e.g. 10.0.0.5:6379,password=…,ssl=true).")
             .ValidateOnStart();
         services.AddOptions<AppPasswordPolicyOptions>().BindConfiguration(AppPasswordPolicyOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AppPasswordPolicyOptions>, AppPasswordPolicyValidator>());
@@ -61,6 +62,19 @@ public static class BrokerCoreServiceCollectionExtensions
         services.AddHostedService<PolicyRefresher>();
         services.AddHostedService<StoreWarmUp>();
         return services;
+    }
+
+    /// <summary>Whether StackExchange.Redis accepts <paramref name="configuration"/> (an unknown option such as <c>foo=bar</c> is refused here, not at first use).</summary>
+    private static bool IsConnectionString(string configuration)
+    {
+        try
+        {
+            return ConfigurationOptions.Parse(configuration).EndPoints.Count > 0;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
     }
 }
 

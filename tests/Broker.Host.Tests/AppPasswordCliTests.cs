@@ -1,9 +1,13 @@
 using System.Text.RegularExpressions;
+using Broker.Core;
+using Broker.Core.AppPasswords;
 using Broker.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Host.Tests;
 
-/// <summary>Flags whose values hold a colon (IPv6 networks, names), through the real executable.</summary>
+/// <summary>App-password commands through the real executable: flag values, output, network approval.</summary>
 public sealed class AppPasswordCliTests(RedisFixture redis) : IClassFixture<RedisFixture>
 {
     private static readonly string Pepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
@@ -32,5 +36,67 @@ public sealed class AppPasswordCliTests(RedisFixture redis) : IClassFixture<Redi
         var (clearCode, cleared) = await BrokerProcess.RunAsync([.. Store, "app-password", "allow-networks", "--user", _user, "--id", id, "--networks="]);
         Assert.True(clearCode == 0, cleared);
         Assert.Contains($"{id} may be used from anywhere", cleared, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Issue_StandardOutputIsTheAnswerOnly()
+    {
+        var (code, output, stdout) = await BrokerProcess.RunSeparatedAsync([.. Store, "app-password", "issue", "--user", _user, "--name", "Phone", "--scopes", "imap, smtp,"]);
+
+        Assert.True(code == 0, output);
+        // Log lines ("info: … Issued app password …") were interleaved with the secret on standard output.
+        Assert.Equal(["id:", "user:", "scopes:", "expires:", "password:"], stdout.Split('\n').Select(l => l.Split(' ')[0]));
+        Assert.Contains("scopes:   imap,submission", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ApproveNetwork_TakesTheNetworkAsTyped_AndSaysWhatIsPending()
+    {
+        await using var services = InProcessStore();
+        var store = services.GetRequiredService<AppPasswordService>();
+        await store.SetNewNetworkApprovalAsync(_user, true);
+        var issued = await store.IssueAsync(_user, "Laptop", ["imap"], null, approvedFromIp: "10.1.1.5");
+        var id = issued.AppPassword.Id;
+        Assert.Equal(ValidationResult.ApprovalRequired, (await store.ValidateAsync(_user, issued.Secret, new ValidationContext("imap", "2001:db8:1::5", null))).Result);
+
+        var wrong = await BrokerProcess.RunAsync([.. Store, "app-password", "approve-network", "--user", _user, "--id", id, "--network", "198.51.100.0/24"]);
+        var unknown = await BrokerProcess.RunAsync([.. Store, "app-password", "approve-network", "--user", _user, "--id", "0000", "--network", "198.51.100.0/24"]);
+        // Upper case, spaces around: the stored form is 2001:db8:1::/48, and an exact match was required.
+        var typed = await BrokerProcess.RunAsync([.. Store, "app-password", "approve-network", "--user", _user, "--id", $" {id} ", "--network", " 2001:DB8:1:0::/48 "]);
+
+        Assert.Equal(1, wrong.ExitCode);
+        Assert.Contains($"nothing pending for 198.51.100.0/24 on {id} (awaiting approval: 2001:db8:1::/48)", wrong.Output, StringComparison.Ordinal);
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains($"{_user} has no app password with id 0000", unknown.Output, StringComparison.Ordinal);
+        Assert.True(typed.ExitCode == 0, typed.Output);
+        Assert.Contains($"approved 2001:db8:1::/48 for {id}", typed.Output, StringComparison.Ordinal);
+        Assert.Equal(ValidationResult.Allowed, (await store.ValidateAsync(_user, issued.Secret, new ValidationContext("imap", "2001:db8:1::5", null))).Result);
+    }
+
+    [Fact]
+    public async Task List_ShowsControlCharactersFromMailClients_WithoutSendingThemToTheTerminal()
+    {
+        await using var services = InProcessStore();
+        var store = services.GetRequiredService<AppPasswordService>();
+        var issued = await store.IssueAsync(_user, "Laptop", ["imap"], null);
+        // The client id is what a mail client said about itself (IMAP ID), passed on by the mail server.
+        Assert.Equal(ValidationResult.Allowed, (await store.ValidateAsync(_user, issued.Secret, new ValidationContext("imap", "192.0.2.7", "evil\u001b]0;owned\u0007\u001b[2J"))).Result);
+
+        var (code, list) = await BrokerProcess.RunAsync([.. Store, "app-password", "list", "--user", _user]);
+
+        Assert.True(code == 0, list);
+        Assert.DoesNotContain('\u001b', list);
+        Assert.DoesNotContain('\u0007', list);
+        Assert.Contains("evil\\u001b]0;owned\\u0007\\u001b[2J", list, StringComparison.Ordinal);
+    }
+
+    /// <summary>The store as a validation instance with the same settings sees it.</summary>
+    private ServiceProvider InProcessStore()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(redis.Server.Configuration, Pepper)).Build());
+        services.AddLogging();
+        services.AddBrokerCore();
+        return services.BuildServiceProvider();
     }
 }

@@ -9,6 +9,7 @@ internal sealed class BrokerProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
+    private readonly ConcurrentQueue<string> _standardOutput = new();
 
     private BrokerProcess(Process process)
     {
@@ -18,6 +19,7 @@ internal sealed class BrokerProcess : IAsyncDisposable
             if (e.Data is not null)
             {
                 _output.Enqueue(e.Data);
+                _standardOutput.Enqueue(e.Data);
             }
         };
         _process.ErrorDataReceived += (_, e) =>
@@ -32,6 +34,9 @@ internal sealed class BrokerProcess : IAsyncDisposable
     }
 
     public string Output => string.Join('\n', _output);
+
+    /// <summary>Standard output alone: the command's answer, without log lines and errors.</summary>
+    public string StandardOutput => string.Join('\n', _standardOutput);
 
     public bool HasExited => _process.HasExited;
 
@@ -53,12 +58,19 @@ internal sealed class BrokerProcess : IAsyncDisposable
     /// <summary>Runs a CLI command to completion and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
     {
+        var (code, output, _) = await RunSeparatedAsync(args);
+        return (code, output);
+    }
+
+    /// <summary>Runs a CLI command to completion; its output, and its standard output alone.</summary>
+    public static async Task<(int ExitCode, string Output, string StandardOutput)> RunSeparatedAsync(params string[] args)
+    {
         await using var p = Start(args);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await p._process.WaitForExitAsync(cts.Token);
         // Let the async readers drain.
         p._process.WaitForExit();
-        return (p._process.ExitCode, p.Output);
+        return (p._process.ExitCode, p.Output, p.StandardOutput);
     }
 
     public async Task WaitForOutputAsync(string text, TimeSpan timeout)
@@ -100,6 +112,13 @@ internal sealed class BrokerProcess : IAsyncDisposable
                 _process.Kill(entireProcessTree: true);
             }
         }
+    }
+
+    /// <summary>SIGINT, as Ctrl+C in a terminal.</summary>
+    public async Task InterruptAsync()
+    {
+        using var kill = Process.Start("kill", ["-INT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
     }
 
     /// <summary>SIGKILL: a crash, no chance to flush anything.</summary>

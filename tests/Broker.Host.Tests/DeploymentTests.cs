@@ -90,20 +90,89 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
     }
 
     [Theory]
-    [InlineData("app-password issue --name x --scopes imap", "--user is required")]
-    [InlineData("app-password issue --user u --name x --scopes telnet", "Unknown scope 'telnet'")]
-    [InlineData("app-password issue --user u --name x --scopes imap --lifetime soon", "is not a lifetime")]
-    [InlineData("app-password frobnicate", "unknown command")]
-    [InlineData("user disable", "USER is required")]
-    [InlineData("app-password allow-networks --user u --id x --networks 10.0.0.0/99", "is not an address or network")]
-    [InlineData("app-password allow-networks --user u --id x", "--networks is required (--networks= to remove the limit)")]
-    [InlineData("user new-network-approval u maybe", "is not on, off or default")]
-    public async Task Cli_BadInput_GetsAClearMessageAndNonZeroExit(string command, string message)
+    [InlineData("app-password issue --name x --scopes imap", 2, "--user is required")]
+    [InlineData("app-password issue --user u --name x --scopes telnet", 1, "Unknown scope 'telnet'")]
+    [InlineData("app-password issue --user u --name x --scopes imap --lifetime soon", 2, "is not a lifetime")]
+    [InlineData("app-password frobnicate", 2, "unknown command")]
+    [InlineData("user disable", 2, "USER is required")]
+    [InlineData("app-password allow-networks --user u --id x --networks 10.0.0.0/99", 1, "is not an address or network")]
+    [InlineData("app-password allow-networks --user u --id x", 2, "--networks is required (--networks= to remove the limit)")]
+    [InlineData("user new-network-approval u maybe", 2, "is not on, off or default")]
+    // A mistyped or unknown flag was ignored: the app password was issued without it (--lifetme: 30 days, not 1 hour).
+    [InlineData("app-password issue --user u --name x --scope imap", 2, "unknown flag --scope: 'app-password issue' takes --user --name --scopes --lifetime. Did you mean --scopes?")]
+    [InlineData("app-password issue --user u --name x --scopes imap --lifetme 1h", 2, "unknown flag --lifetme: 'app-password issue' takes --user --name --scopes --lifetime. Did you mean --lifetime?")]
+    [InlineData("app-password renew --user u --id x --lifetim 2h", 2, "Did you mean --lifetime?")]
+    [InlineData("user disable --user u", 2, "unknown flag --user: 'user disable' takes USER.")]
+    // A flag given twice: the last one won.
+    [InlineData("app-password issue --user u --user v --name x --scopes imap", 2, "--user is given more than once")]
+    // A flag without a value at the end was an unhandled exception with a stack trace.
+    [InlineData("app-password list --user", 2, "--user needs a value")]
+    // A flag without a value took the next flag as its value (an app password named "--lifetime", 30 days).
+    [InlineData("app-password issue --user u --name --lifetime 1h --scopes imap", 2, "--name needs a value")]
+    [InlineData("apikey list --", 2, "'--' is not a flag")]
+    // Words too many were ignored: only alice was disabled, "bob" was dropped.
+    [InlineData("user disable alice bob", 2, "unexpected argument 'bob': 'user disable' takes USER")]
+    [InlineData("apikey create dovecot extra", 2, "unexpected argument 'extra'")]
+    [InlineData("app-password list alice", 2, "unexpected argument 'alice': 'app-password list' takes --user")]
+    [InlineData("user new-network-approval u on off", 2, "unexpected argument 'off'")]
+    // A bare number was read by TimeSpan as days: --lifetime 12 gave 12 days.
+    [InlineData("app-password issue --user u --name x --scopes imap --lifetime 12", 2, "'12' has no unit: write 12h for hours or 12d for days.")]
+    [InlineData("app-password approve-network --user u --id x --network 203.0.113.5", 2, "'203.0.113.5' is not a network")]
+    // Settings: a space instead of "=" left the value behind as a word; a value not of its type, or a
+    // connection string with an unknown option, was an unhandled exception.
+    [InlineData("--Redis:Configuration 127.0.0.1:6379 apikey list", 2, "write settings as --Redis:Configuration=VALUE")]
+    [InlineData("--Redis:OperationTimeout=soon apikey list", 3, "Failed to convert configuration value 'soon' at 'Redis:OperationTimeout'")]
+    [InlineData("--Broker:EmbeddedRedisPort=high apikey list", 3, "at 'Broker:EmbeddedRedisPort'")]
+    [InlineData("--Redis:Configuration=127.0.0.1:6379,foo=bar apikey list", 3, "Redis:Configuration is not a Redis connection string")]
+    // A word after serve was ignored and every role started.
+    [InlineData("serve gateway", 2, "serve takes only --Section:Key=value settings, not 'gateway'")]
+    public async Task Cli_BadInput_GetsAClearMessageAndNonZeroExit(string command, int exitCode, string message)
     {
         var (code, output) = await BrokerProcess.RunAsync([.. Shared, .. command.Split(' ')]);
 
-        Assert.NotEqual(0, code);
+        Assert.True(code == exitCode, $"exit {code}, expected {exitCode}:\n{output}");
         Assert.Contains(message, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("password:", output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("help")]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("app-password --help")]
+    [InlineData("app-password issue --user u --help")]
+    [InlineData("serve --help")]
+    public async Task Cli_Help_PrintsTheUsageAndExitsZero(string command)
+    {
+        var (code, output) = await BrokerProcess.RunAsync([.. Shared, .. command.Split(' ')]);
+
+        Assert.True(code == 0, output);
+        Assert.Contains("usage:", output, StringComparison.Ordinal);
+        Assert.Contains("exit codes:", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>Values that cannot go through the space-split theory above: empty, with spaces or control characters.</summary>
+    [Theory]
+    // A caller name the store refuses was an unhandled ArgumentException with a stack trace.
+    [InlineData(1, "The caller name must be 1 to 64 printable characters.", "apikey", "create", "")]
+    [InlineData(1, "The caller name must be 1 to 64 printable characters.", "apikey", "create", "0123456789012345678901234567890123456789012345678901234567890123456789")]
+    [InlineData(1, "The caller name must be 1 to 64 printable characters.", "apikey", "create", "dove\u001b[31mcot")]
+    [InlineData(2, "unexpected argument 'Phone'", "app-password", "issue", "--user", "u", "--name", "My", "Phone", "--scopes", "imap")]
+    [InlineData(2, "--name is required", "app-password", "issue", "--user", "u", "--name", "  ", "--scopes", "imap")]
+    // Control characters in what is echoed back are shown, not sent to the terminal.
+    [InlineData(1, "The username is empty, too long or contains control characters.", "app-password", "list", "--user", "al\u001b[2Jice")]
+    [InlineData(2, "unexpected argument 'x\\u001b[2Jy'", "apikey", "list", "x\u001b[2Jy")]
+    public async Task Cli_BadValues_GetAClearMessageAndNonZeroExit(int exitCode, string message, params string[] command)
+    {
+        var (code, output) = await BrokerProcess.RunAsync([.. Shared, .. command]);
+
+        Assert.True(code == exitCode, $"exit {code}, expected {exitCode}:\n{output}");
+        Assert.Contains(message, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b", output, StringComparison.Ordinal);
+        // A refused name lists no header that reads like "no app passwords".
+        Assert.DoesNotContain("id\tname", output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -113,5 +182,44 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
 
         Assert.Equal(4, code);
         Assert.Contains("cannot reach the credential store", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("unavailable..", output, StringComparison.Ordinal);
+        // No list header that would read as "no app passwords".
+        Assert.DoesNotContain("id\tname", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cli_Interrupted_SaysSoAndExits130()
+    {
+        // A store that does not answer, and a minute before the CLI gives up: Ctrl+C comes first.
+        await using var p = BrokerProcess.Start($"--Redis:Configuration=127.0.0.1:{FreePort.Get()},connectTimeout=300", "--Redis:OperationTimeout=00:01:00", $"--Broker:Pepper:Value={Pepper}", "app-password", "list", "--user", "x");
+        await Task.Delay(TimeSpan.FromSeconds(5));
+
+        await p.InterruptAsync();
+        var code = await p.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        // It was an unhandled TaskCanceledException (exit 134, a stack trace).
+        Assert.True(code == 130, $"exit {code}:\n{p.Output}");
+        Assert.Contains("error: interrupted", p.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", p.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cli_PortalDatabaseUnreachable_SaysSoAndExits4()
+    {
+        var unreachable = $"--Broker:Portal:ConnectionString=Data Source={Path.Combine(Path.GetTempPath(), $"missing-{Guid.NewGuid():N}", "portal.db")}";
+
+        var create = await BrokerProcess.RunAsync([.. Shared, unreachable, "user", "create", "pat@example.com"]);
+        var disable = await BrokerProcess.RunAsync([.. Shared, unreachable, "user", "disable", "pat@example.com"]);
+
+        // Both were unhandled SqliteExceptions (the process aborted with a stack trace).
+        Assert.True(create.ExitCode == 4, create.Output);
+        Assert.Contains("cannot use the portal database", create.Output, StringComparison.Ordinal);
+        Assert.Contains("unable to open database file", create.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", create.Output, StringComparison.Ordinal);
+        Assert.True(disable.ExitCode == 4, disable.Output);
+        // The mail-login part is done (and said so) before the portal step fails.
+        Assert.Contains("disabled pat@example.com for mail login and revoked 0 app password(s)", disable.Output, StringComparison.Ordinal);
+        Assert.Contains("cannot use the portal database", disable.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", disable.Output, StringComparison.Ordinal);
     }
 }

@@ -37,6 +37,27 @@ public sealed class DisabledUserCliTests(RedisFixture redis) : IClassFixture<Red
         Assert.Equal(["Outlook"], (await store.ListAsync(_user)).Select(a => a.Name));
     }
 
+    [Fact]
+    public async Task Disable_SaysHowManyWereRevoked_AndWarnsAboutANameWithNothing()
+    {
+        using var data = new TempDirectory();
+        string[] store = [.. Store, $"--Broker:DataDirectory={data.Path}"];
+        await using var services = InProcessStore();
+        await services.GetRequiredService<AppPasswordService>().IssueAsync(_user, "Outlook", ["imap"], null);
+        var typo = "x" + _user;
+
+        var real = await BrokerProcess.RunAsync([.. store, "user", "disable", _user]);
+        var mistyped = await BrokerProcess.RunAsync([.. store, "user", "disable", typo]);
+
+        Assert.True(real.ExitCode == 0, real.Output);
+        Assert.Contains($"disabled {_user} for mail login and revoked 1 app password(s)", real.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("warning:", real.Output, StringComparison.Ordinal);
+        // A mistyped name was disabled as readily, with the same words: the real user kept their access unnoticed.
+        Assert.True(mistyped.ExitCode == 0, mistyped.Output);
+        Assert.Contains($"disabled {typo} for mail login and revoked 0 app password(s)", mistyped.Output, StringComparison.Ordinal);
+        Assert.Contains($"warning: '{typo}' had no app passwords and has no portal account: is the name right?", mistyped.Output, StringComparison.Ordinal);
+    }
+
     /// <summary>The store as another instance with the same settings sees it.</summary>
     private ServiceProvider InProcessStore()
     {
@@ -46,4 +67,12 @@ public sealed class DisabledUserCliTests(RedisFixture redis) : IClassFixture<Red
         services.AddBrokerCore();
         return services.BuildServiceProvider();
     }
+}
+
+/// <summary>A data directory of its own (portal database), deleted afterwards.</summary>
+internal sealed class TempDirectory : IDisposable
+{
+    public string Path { get; } = Directory.CreateTempSubdirectory("broker-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(Path, recursive: true);
 }

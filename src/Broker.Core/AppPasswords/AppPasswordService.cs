@@ -266,20 +266,20 @@ public sealed partial class AppPasswordService(
     /// <summary>
     /// Disables or re-enables a user for mail login. Disabling also revokes every app password;
     /// while the user is disabled, none can be issued or renewed and no network approved, so
-    /// nothing issued meanwhile starts working when the user is enabled again.
+    /// nothing issued meanwhile starts working when the user is enabled again. Returns how many
+    /// app passwords disabling revoked (0 when enabling).
     /// </summary>
-    public async Task SetDisabledAsync(string user, bool disabled, CancellationToken ct = default)
+    public async Task<int> SetDisabledAsync(string user, bool disabled, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
         if (disabled)
         {
             await Run(db => db.HashSetAsync(keys.UserMeta(owner), "disabled", "1"), ct);
-            await RevokeAllAsync(owner, ct);
+            return await RevokeAllAsync(owner, ct);
         }
-        else
-        {
-            await Run(db => db.HashDeleteAsync(keys.UserMeta(owner), "disabled"), ct);
-        }
+
+        await Run(db => db.HashDeleteAsync(keys.UserMeta(owner), "disabled"), ct);
+        return 0;
     }
 
     /// <summary>

@@ -56,9 +56,10 @@ public sealed partial class CallerKeyStore(
     public async Task<string> CreateAsync(string name, CancellationToken ct = default)
     {
         name = name.Trim();
-        if (name.Length is 0 or > 64)
+        // Printable only: the name is shown in the CLI, the admin pages and the logs.
+        if (name.Length is 0 or > 64 || name.Any(char.IsControl))
         {
-            throw new ArgumentException("The caller name must be 1 to 64 characters.", nameof(name));
+            throw new ArgumentException("The caller name must be 1 to 64 printable characters.", nameof(name));
         }
 
         var key = KeyPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');

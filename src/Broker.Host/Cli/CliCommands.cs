@@ -32,48 +32,97 @@ internal static class CliCommands
           broker user new-network-approval U on|off|default
           broker user create U | user create-admin U   portal account + one-time enrollment link
           broker user enrollment-link U                 new enrollment link (forgotten password)
-        lifetimes: 90m, 12h, 30d or a TimeSpan (1.00:00:00)
+        flags take their value after a space or after = (--name="Work: laptop"); each at most once;
+        a value that starts with -- only after =. Settings are always --Section:Key=value.
+        lifetimes: 90m, 12h, 30d or a TimeSpan (1.00:00:00); a bare number has no unit and is refused.
+        exit codes: 0 done, 1 refused (see the message), 2 bad command line, 3 bad configuration,
+                    4 credential store or portal database unreachable, 70 internal error, 130 interrupted
         """;
+
+    /// <summary>What each command takes: its positional arguments in order, and its flags (no others are accepted).</summary>
+    private static readonly Dictionary<string, (string[] Arguments, string[] Flags)> Commands = new(StringComparer.Ordinal)
+    {
+        ["apikey create"] = (["NAME"], []),
+        ["apikey list"] = ([], []),
+        ["apikey delete"] = (["NAME"], []),
+        ["app-password issue"] = ([], ["user", "name", "scopes", "lifetime"]),
+        ["app-password list"] = ([], ["user"]),
+        ["app-password renew"] = ([], ["user", "id", "lifetime"]),
+        ["app-password revoke"] = ([], ["user", "id"]),
+        ["app-password revoke-all"] = ([], ["user"]),
+        ["app-password allow-networks"] = ([], ["user", "id", "networks"]),
+        ["app-password allow-countries"] = ([], ["user", "id", "countries"]),
+        ["app-password approve-network"] = ([], ["user", "id", "network"]),
+        ["user disable"] = (["USER"], []),
+        ["user enable"] = (["USER"], []),
+        ["user new-network-approval"] = (["USER", "on|off|default"], []),
+        ["user create"] = (["USER"], []),
+        ["user create-admin"] = (["USER"], []),
+        ["user enrollment-link"] = (["USER"], []),
+    };
+
+    /// <summary>Exit code of a command line that cannot be run as written.</summary>
+    private const int UsageExit = 2;
 
     public static async Task<int> RunAsync(string[] args, IConfiguration config, CancellationToken ct)
     {
-        if (args[0] is "help" or "--help" or "-h")
+        if (args[0] is "help" or "--help" or "-h" || (args.Length > 1 && args[1] is "help" or "--help" or "-h"))
         {
             Console.WriteLine(Usage);
             return 0;
         }
 
-        var flags = ParseFlags(args.Skip(2));
-        var positional = args.Skip(2).Where(a => !a.StartsWith("--", StringComparison.Ordinal) && !flags.ContainsValue(a)).ToList();
-        await using var services = BuildServices(config);
+        var name = string.Join(' ', args.Take(2));
+        Dictionary<string, string> flags;
+        List<string> positional;
         try
         {
-            var command = args.Length > 1 ? args[1] : string.Empty;
-            return (args[0], command) switch
+            if (!Commands.TryGetValue(name, out var shape))
             {
-                ("apikey", "create") => await ApiKeyCreate(services, Required(positional, 0, "NAME"), ct),
-                ("apikey", "list") => await ApiKeyList(services, ct),
-                ("apikey", "delete") => await ApiKeyDelete(services, Required(positional, 0, "NAME"), ct),
-                ("app-password", "issue") => await Issue(services, flags, ct),
-                ("app-password", "list") => await List(services, Flag(flags, "user"), ct),
-                ("app-password", "renew") => await Renew(services, flags, ct),
-                ("app-password", "revoke") => await Revoke(services, Flag(flags, "user"), Flag(flags, "id"), ct),
-                ("app-password", "revoke-all") => Print($"revoked {await services.GetRequiredService<AppPasswordService>().RevokeAllAsync(Flag(flags, "user"), ct)} app password(s)"),
-                ("app-password", "allow-networks") => await AllowNetworks(services, flags, ct),
-                ("app-password", "allow-countries") => await AllowCountries(services, flags, ct),
-                ("app-password", "approve-network") => await ApproveNetwork(services, flags, ct),
-                ("user", "new-network-approval") => await NewNetworkApproval(services, Required(positional, 0, "USER"), Required(positional, 1, "on|off|default"), ct),
-                ("user", "disable") => await SetDisabled(services, Required(positional, 0, "USER"), true, ct),
-                ("user", "enable") => await SetDisabled(services, Required(positional, 0, "USER"), false, ct),
-                ("user", "create") => await UserCreate(services, Required(positional, 0, "USER"), false, ct),
-                ("user", "create-admin") => await UserCreate(services, Required(positional, 0, "USER"), true, ct),
-                ("user", "enrollment-link") => await EnrollmentLink(services, Required(positional, 0, "USER"), ct),
-                _ => Fail($"unknown command '{string.Join(' ', args.Take(2))}'.\n{Usage}", 2),
+                throw new UsageException($"unknown command '{name}'.");
+            }
+
+            (flags, positional) = ParseArguments(args.Skip(2));
+            CheckShape(name, shape, flags, positional);
+        }
+        catch (HelpRequested)
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
+        catch (UsageException ex)
+        {
+            return Fail($"{ex.Message}\n{Usage}", UsageExit);
+        }
+
+        try
+        {
+            await using var services = BuildServices(config);
+            return name switch
+            {
+                "apikey create" => await ApiKeyCreate(services, positional[0], ct),
+                "apikey list" => await ApiKeyList(services, ct),
+                "apikey delete" => await ApiKeyDelete(services, positional[0], ct),
+                "app-password issue" => await Issue(services, flags, ct),
+                "app-password list" => await List(services, Flag(flags, "user"), ct),
+                "app-password renew" => await Renew(services, flags, ct),
+                "app-password revoke" => await Revoke(services, Flag(flags, "user"), Id(flags), ct),
+                "app-password revoke-all" => Print($"revoked {await services.GetRequiredService<AppPasswordService>().RevokeAllAsync(Flag(flags, "user"), ct)} app password(s)"),
+                "app-password allow-networks" => await AllowNetworks(services, flags, ct),
+                "app-password allow-countries" => await AllowCountries(services, flags, ct),
+                "app-password approve-network" => await ApproveNetwork(services, flags, ct),
+                "user new-network-approval" => await NewNetworkApproval(services, positional[0], positional[1], ct),
+                "user disable" => await SetDisabled(services, positional[0], true, ct),
+                "user enable" => await SetDisabled(services, positional[0], false, ct),
+                "user create" => await UserCreate(services, positional[0], false, ct),
+                "user create-admin" => await UserCreate(services, positional[0], true, ct),
+                "user enrollment-link" => await EnrollmentLink(services, positional[0], ct),
+                _ => throw new UsageException($"unknown command '{name}'."),
             };
         }
         catch (UsageException ex)
         {
-            return Fail($"{ex.Message}\n{Usage}", 2);
+            return Fail($"{ex.Message}\n{Usage}", UsageExit);
         }
         catch (AppPasswordException ex)
         {
@@ -85,13 +134,97 @@ internal static class CliCommands
         }
         catch (OptionsValidationException ex)
         {
-            return Fail(string.Join(Environment.NewLine, ex.Failures), 3);
+            return Fail(string.Join(Environment.NewLine, ex.Failures.Distinct()), 3);
+        }
+        catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+        {
+            // A setting that is not of its type (--Redis:OperationTimeout=soon): the binder's message names it.
+            return Fail(ex.Message, 3);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return Fail("interrupted before the command finished; if it was making a change, check whether it was made.", 130);
         }
         catch (Exception ex) when (ex is StoreUnavailableException or RedisException or TimeoutException)
         {
-            return Fail($"cannot reach the credential store at {config["Redis:Configuration"]}: {ex.Message}. Is `broker` running (embedded mode), or is Redis:Configuration right?", 4);
+            return Fail($"cannot reach the credential store at {config["Redis:Configuration"]}: {ex.Message.TrimEnd('.')}. Is `broker` running (embedded mode), or is Redis:Configuration right?", 4);
+        }
+        catch (Exception ex) when (IsDatabaseFailure(ex))
+        {
+            return Fail($"cannot use the portal database (Broker:Portal:DatabaseProvider, Broker:Portal:ConnectionString): {DatabaseMessage(ex)}", 4);
+        }
+        catch (Exception ex)
+        {
+            // Not foreseen above: still a message and an exit code, never an unhandled exception.
+            return Fail($"unexpected {ex.GetType().Name}: {ex.Message} (this is a bug in broker; please report it with the command line)", 70);
         }
     }
+
+    /// <summary>Flags and arguments the command does not take, or too few or too many arguments: refused, never ignored.</summary>
+    private static void CheckShape(string name, (string[] Arguments, string[] Flags) shape, Dictionary<string, string> flags, List<string> positional)
+    {
+        foreach (var flag in flags.Keys)
+        {
+            if (!shape.Flags.Contains(flag, StringComparer.OrdinalIgnoreCase))
+            {
+                var guess = shape.Flags.FirstOrDefault(f => IsNear(flag, f)) is { } g ? $" Did you mean --{g}?" : string.Empty;
+                throw new UsageException($"unknown flag --{flag}: '{name}' takes {Describe(shape)}.{guess}");
+            }
+        }
+
+        if (positional.Count > shape.Arguments.Length)
+        {
+            var extra = positional[shape.Arguments.Length];
+            throw new UsageException($"unexpected argument '{extra}': '{name}' takes {Describe(shape)} (quote a value that has spaces).");
+        }
+
+        if (positional.Count < shape.Arguments.Length)
+        {
+            throw new UsageException($"{shape.Arguments[positional.Count]} is required.");
+        }
+    }
+
+    private static string Describe((string[] Arguments, string[] Flags) shape) =>
+        shape.Arguments.Length + shape.Flags.Length == 0 ? "no arguments" : string.Join(" ", shape.Arguments.Concat(shape.Flags.Select(f => "--" + f)));
+
+    /// <summary>A typo of a known flag: one is a prefix of the other, or at most two edits apart.</summary>
+    private static bool IsNear(string typed, string known)
+    {
+        typed = typed.ToLowerInvariant();
+        if (known.StartsWith(typed, StringComparison.Ordinal) || typed.StartsWith(known, StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        var d = new int[typed.Length + 1, known.Length + 1];
+        for (var i = 0; i <= typed.Length; i++)
+        {
+            d[i, 0] = i;
+        }
+
+        for (var j = 0; j <= known.Length; j++)
+        {
+            d[0, j] = j;
+        }
+
+        for (var i = 1; i <= typed.Length; i++)
+        {
+            for (var j = 1; j <= known.Length; j++)
+            {
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (typed[i - 1] == known[j - 1] ? 0 : 1));
+            }
+        }
+
+        return d[typed.Length, known.Length] <= 2;
+    }
+
+    /// <summary>The portal database (SQLite or PostgreSQL) failed: not reachable, not writable, not a database.</summary>
+    private static bool IsDatabaseFailure(Exception ex) =>
+        ex is System.Data.Common.DbException or Microsoft.EntityFrameworkCore.DbUpdateException
+        || ex.InnerException is System.Data.Common.DbException;
+
+    private static string DatabaseMessage(Exception ex) =>
+        (ex as System.Data.Common.DbException ?? ex.InnerException as System.Data.Common.DbException ?? ex).Message;
 
     private static ServiceProvider BuildServices(IConfiguration config)
     {
@@ -116,7 +249,9 @@ internal static class CliCommands
         var merged = new ConfigurationBuilder().AddConfiguration(config).AddInMemoryCollection(overrides).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(merged);
+        // Log lines go to standard error: standard output is the command's answer (a secret, a list), for people and scripts alike.
         services.AddLogging(l => l.AddConfiguration(merged.GetSection("Logging")).AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
+        services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         services.AddBrokerCore();
         // Revocations from the command line end open IMAP sessions like the portal's do.
         services.AddBrokerDoveadmKick();
@@ -127,8 +262,18 @@ internal static class CliCommands
 
     private static async Task<int> ApiKeyCreate(IServiceProvider sp, string name, CancellationToken ct)
     {
-        var key = await sp.GetRequiredService<CallerKeyStore>().CreateAsync(name, ct);
-        Console.WriteLine($"caller: {name}");
+        string key;
+        try
+        {
+            key = await sp.GetRequiredService<CallerKeyStore>().CreateAsync(name, ct);
+        }
+        catch (ArgumentException ex) when (ex.ParamName == "name")
+        {
+            // The store's own rule (1 to 64 printable characters), said without the parameter name.
+            return Fail(ex.Message.Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal), 1);
+        }
+
+        Console.WriteLine($"caller: {name.Trim()}");
         Console.WriteLine($"api key (shown once): {key}");
         return 0;
     }
@@ -152,7 +297,7 @@ internal static class CliCommands
     private static async Task<int> Issue(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
     {
         var issued = await sp.GetRequiredService<AppPasswordService>().IssueAsync(
-            Flag(flags, "user"), Flag(flags, "name"), Flag(flags, "scopes").Split(','), OptionalLifetime(flags), ct);
+            Flag(flags, "user"), Flag(flags, "name"), Flag(flags, "scopes").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), OptionalLifetime(flags), ct);
         var ap = issued.AppPassword;
         Console.WriteLine($"id:       {ap.Id}");
         Console.WriteLine($"user:     {ap.Owner}");
@@ -164,11 +309,14 @@ internal static class CliCommands
 
     private static async Task<int> List(IServiceProvider sp, string user, CancellationToken ct)
     {
+        // Read first: a refused user name or a dead store must not leave a header that looks like "none".
+        var list = await sp.GetRequiredService<AppPasswordService>().ListAsync(user, ct);
         Console.WriteLine("id\tname\tscopes\tcreated\texpires\tstatus\tlast used");
-        foreach (var ap in await sp.GetRequiredService<AppPasswordService>().ListAsync(user, ct))
+        foreach (var ap in list)
         {
             var status = ap.Revoked is not null ? "revoked" : ap.Expires <= DateTimeOffset.UtcNow ? "expired" : "active";
-            var last = ap.LastUsed is { } lu ? $"{lu.At:u} {lu.RemoteIp} {lu.Protocol} {lu.ClientId}" : "never";
+            // The client id and protocol come from mail clients and servers: shown, never interpreted by the terminal.
+            var last = ap.LastUsed is { } lu ? $"{lu.At:u} {Printable(lu.RemoteIp)} {Printable(lu.Protocol)} {Printable(lu.ClientId)}" : "never";
             Console.WriteLine($"{ap.Id}\t{ap.Name}\t{string.Join(",", ap.Scopes)}\t{ap.Created:u}\t{ap.Expires:u}\t{status}\t{last}");
             if (ap.Networks.Count + ap.PendingNetworks.Count + ap.AllowedNetworks.Count > 0)
             {
@@ -182,7 +330,7 @@ internal static class CliCommands
 
             if (ap.Clients.Count > 0)
             {
-                Console.WriteLine($"\tclients: {string.Join(" | ", ap.Clients)}");
+                Console.WriteLine($"\tclients: {Printable(string.Join(" | ", ap.Clients))}");
             }
         }
 
@@ -191,19 +339,45 @@ internal static class CliCommands
 
     private static async Task<int> Renew(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
     {
-        var ap = await sp.GetRequiredService<AppPasswordService>().RenewAsync(Flag(flags, "user"), Flag(flags, "id"), OptionalLifetime(flags), ct);
+        var ap = await sp.GetRequiredService<AppPasswordService>().RenewAsync(Flag(flags, "user"), Id(flags), OptionalLifetime(flags), ct);
         return Print($"renewed {ap.Id} until {ap.Expires:u}");
     }
 
     private static async Task<int> ApproveNetwork(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
     {
-        var (user, id, network) = (Flag(flags, "user"), Flag(flags, "id"), Flag(flags, "network"));
-        return await sp.GetRequiredService<AppPasswordService>().ApproveNetworkAsync(user, id, network, ct) switch
+        var (user, id, typed) = (Flag(flags, "user"), Id(flags), Flag(flags, "network"));
+        // Pending networks are kept normalised (203.0.113.0/24, 2001:db8:1::/48): match what was typed to that form.
+        var network = NormalizeNetwork(typed)
+            ?? throw new UsageException($"'{typed}' is not a network: write it as listed under \"awaiting approval\" (address/prefix, e.g. 203.0.113.0/24).");
+        var store = sp.GetRequiredService<AppPasswordService>();
+        switch (await store.ApproveNetworkAsync(user, id, network, ct))
         {
-            NetworkApproval.Approved => Print($"approved {network} for {id}"),
-            NetworkApproval.UserDisabled => Fail($"{user} is disabled: nothing was approved", 1),
-            _ => Fail($"nothing pending for {network} on {id}", 1),
-        };
+            case NetworkApproval.Approved:
+                return Print($"approved {network} for {id}");
+            case NetworkApproval.UserDisabled:
+                return Fail($"{user} is disabled: nothing was approved", 1);
+            default:
+                var ap = await store.GetAsync(user, id, ct);
+                return Fail(ap is null ? $"{user} has no app password with id {id}"
+                    : ap.PendingNetworks.Count == 0 ? $"nothing pending for {network} on {id} (no network awaits approval)"
+                    : $"nothing pending for {network} on {id} (awaiting approval: {string.Join(", ", ap.PendingNetworks)})", 1);
+        }
+    }
+
+    /// <summary>
+    /// <c>address/prefix</c> in the form pending networks are kept in (masked, lower-case IPv6), or
+    /// null. Any prefix length: a pending network has the configured one (Broker:Throttling:IPv6Prefix).
+    /// </summary>
+    private static string? NormalizeNetwork(string typed)
+    {
+        var v = typed.Trim();
+        var slash = v.IndexOf('/', StringComparison.Ordinal);
+        return slash > 0
+            && System.Net.IPAddress.TryParse(v[..slash], out var ip)
+            && int.TryParse(v[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var prefix)
+            && prefix <= (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128)
+                ? Broker.Core.Throttling.SourceNetwork.Of(v[..slash], prefix, prefix)
+                : null;
     }
 
     private static async Task<int> Revoke(IServiceProvider sp, string user, string id, CancellationToken ct) =>
@@ -213,11 +387,19 @@ internal static class CliCommands
 
     private static async Task<int> SetDisabled(IServiceProvider sp, string user, bool disabled, CancellationToken ct)
     {
-        await sp.GetRequiredService<AppPasswordService>().SetDisabledAsync(user, disabled, ct);
+        var revoked = await sp.GetRequiredService<AppPasswordService>().SetDisabledAsync(user, disabled, ct);
+        // Said before the portal step, so that a portal database failure does not hide that this part is done.
+        Console.WriteLine(disabled ? $"disabled {user} for mail login and revoked {revoked} app password(s)" : $"enabled {user} for mail login");
         // The portal account too, so a disabled person cannot sign in and mint new app passwords.
         var portal = await Broker.Portal.Accounts.PortalCommands.SetPortalDisabledAsync(sp, user, disabled, ct);
-        return Print((disabled ? $"disabled {user} for mail login and revoked their app passwords" : $"enabled {user}")
-            + (portal ? " (portal account too)" : " (no portal account)"));
+        Console.WriteLine(portal ? $"{(disabled ? "disabled" : "enabled")} the portal account too" : "no portal account");
+        if (disabled && revoked == 0 && !portal)
+        {
+            // Users live in the mail directory, not here: a mistyped name is disabled as readily as the right one.
+            Console.Error.WriteLine($"warning: '{user}' had no app passwords and has no portal account: is the name right?");
+        }
+
+        return 0;
     }
 
     private static async Task<int> UserCreate(IServiceProvider sp, string user, bool admin, CancellationToken ct)
@@ -242,7 +424,7 @@ internal static class CliCommands
         }
 
         var networks = n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var ap = await sp.GetRequiredService<AppPasswordService>().SetAllowedNetworksAsync(Flag(flags, "user"), Flag(flags, "id"), networks, ct);
+        var ap = await sp.GetRequiredService<AppPasswordService>().SetAllowedNetworksAsync(Flag(flags, "user"), Id(flags), networks, ct);
         return Print(ap.AllowedNetworks.Count == 0 ? $"{ap.Id} may be used from anywhere" : $"{ap.Id} may be used only from {string.Join(", ", ap.AllowedNetworks)}");
     }
 
@@ -255,7 +437,7 @@ internal static class CliCommands
         }
 
         var countries = c.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var ap = await sp.GetRequiredService<AppPasswordService>().SetAllowedCountriesAsync(Flag(flags, "user"), Flag(flags, "id"), countries, ct);
+        var ap = await sp.GetRequiredService<AppPasswordService>().SetAllowedCountriesAsync(Flag(flags, "user"), Id(flags), countries, ct);
         var networks = ap.AllowedNetworks.Count == 0 ? string.Empty : $" or from {string.Join(", ", ap.AllowedNetworks)}";
         return Print(ap.AllowedCountries.Count == 0
             ? $"{ap.Id} is not limited by country{(networks.Length == 0 ? string.Empty : $" (still only from {string.Join(", ", ap.AllowedNetworks)})")}"
@@ -289,6 +471,12 @@ internal static class CliCommands
             }
         }
 
+        if (v.Length > 0 && v.All(char.IsAsciiDigit))
+        {
+            // TimeSpan would read "12" as 12 days: a bare number is refused rather than guessed.
+            throw new UsageException($"'{value}' has no unit: write {v}h for hours or {v}d for days.");
+        }
+
         return TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out var t) && t > TimeSpan.Zero
             ? t
             : throw new UsageException($"'{value}' is not a lifetime (use 90m, 12h, 30d).");
@@ -306,43 +494,72 @@ internal static class CliCommands
         arg.StartsWith("--", StringComparison.Ordinal)
         && arg.AsSpan(0, arg.IndexOf('=', StringComparison.Ordinal) is >= 0 and var eq ? eq : arg.Length).Contains(':');
 
-    internal static Dictionary<string, string> ParseFlags(IEnumerable<string> tokens)
+    /// <summary>
+    /// Splits what follows the command into <c>--flag value</c> / <c>--flag=value</c> pairs and
+    /// positional arguments. A flag given twice, or without a value, is refused; so is a value that
+    /// starts with <c>--</c> unless written after <c>=</c>, so a forgotten value never swallows
+    /// the next flag.
+    /// </summary>
+    internal static (Dictionary<string, string> Flags, List<string> Positional) ParseArguments(IEnumerable<string> tokens)
     {
         var flags = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var positional = new List<string>();
         using var e = tokens.GetEnumerator();
         while (e.MoveNext())
         {
             var token = e.Current;
+            if (!token.StartsWith("--", StringComparison.Ordinal))
+            {
+                positional.Add(token);
+                continue;
+            }
+
             // --Section:Key=value settings belong to configuration, not to the command.
-            if (!token.StartsWith("--", StringComparison.Ordinal) || IsSetting(token))
+            if (IsSetting(token))
             {
                 continue;
             }
 
-            var name = token[2..];
-            var eq = name.IndexOf('=', StringComparison.Ordinal);
-            if (eq >= 0)
+            if (token == "--help")
             {
-                flags[name[..eq]] = name[(eq + 1)..];
+                throw new HelpRequested();
             }
-            else if (e.MoveNext())
+
+            var name = token[2..];
+            string value;
+            var eq = name.IndexOf('=', StringComparison.Ordinal);
+            if (eq == 0 || name.Length == 0)
             {
-                flags[name] = e.Current;
+                throw new UsageException($"'{token}' is not a flag.");
+            }
+
+            if (eq > 0)
+            {
+                (name, value) = (name[..eq], name[(eq + 1)..]);
+            }
+            else if (e.MoveNext() && !e.Current.StartsWith("--", StringComparison.Ordinal))
+            {
+                value = e.Current;
             }
             else
             {
-                throw new UsageException($"--{name} needs a value.");
+                throw new UsageException($"--{name} needs a value (--{name} VALUE, or --{name}=VALUE for one that starts with --).");
+            }
+
+            if (!flags.TryAdd(name, value))
+            {
+                throw new UsageException($"--{name} is given more than once.");
             }
         }
 
-        return flags;
+        return (flags, positional);
     }
 
     private static string Flag(Dictionary<string, string> flags, string name) =>
         flags.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v : throw new UsageException($"--{name} is required.");
 
-    private static string Required(List<string> positional, int index, string what) =>
-        positional.Count > index ? positional[index] : throw new UsageException($"{what} is required.");
+    /// <summary>An app password id as copied from a listing (surrounding spaces dropped).</summary>
+    private static string Id(Dictionary<string, string> flags) => Flag(flags, "id").Trim();
 
     private static int Print(string message)
     {
@@ -352,9 +569,38 @@ internal static class CliCommands
 
     private static int Fail(string message, int code)
     {
-        Console.Error.WriteLine($"error: {message}");
+        Console.Error.WriteLine($"error: {Printable(message)}");
         return code;
     }
 
+    /// <summary>
+    /// Control characters (an escape sequence in a typed or stored value) written as \uXXXX, so
+    /// that they are visible and cannot rewrite the terminal; line breaks of the message itself stay.
+    /// </summary>
+    internal static string Printable(string? text)
+    {
+        if (string.IsNullOrEmpty(text) || !text.Any(c => char.IsControl(c) && c != '\n'))
+        {
+            return text ?? string.Empty;
+        }
+
+        var sb = new System.Text.StringBuilder(text.Length + 16);
+        foreach (var c in text)
+        {
+            if (char.IsControl(c) && c != '\n')
+            {
+                sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+
+        return sb.ToString();
+    }
+
     private sealed class UsageException(string message) : Exception(message);
+
+    private sealed class HelpRequested : Exception;
 }

@@ -8,8 +8,9 @@
 --   anything else          -> PASSDB_RESULT_INTERNAL_FAILURE (client: "[UNAVAILABLE] Temporary
 --                             authentication failure"), so mail clients retry later instead of
 --                             asking the user for a new password: unreachable, timeout (9008),
---                             refused or untrusted TLS (9003), 5xx, unexpected replies, and a 403
---                             without Broker's deny body (the gateway refusing this mail server's
+--                             refused or untrusted TLS (9003), 5xx, unexpected replies, 401 (Broker
+--                             does not know BROKER_API_KEY, e.g. the placeholder was left in), and a
+--                             403 without Broker's deny body (the gateway refusing this mail server's
 --                             address: a configuration error, not a wrong password).
 --
 -- Install: copy to /etc/dovecot/broker.lua (readable by root only: it holds the API key),
@@ -118,7 +119,7 @@ function auth_password_verify(req, pass)
 
   if status == 200 then
     local ok, reply = pcall(json.decode, resp:payload())
-    if ok and type(reply) == "table" and reply.result == "allow" and type(reply.username) == "string" then
+    if ok and type(reply) == "table" and reply.result == "allow" and type(reply.username) == "string" and reply.username ~= "" then
       -- Log in as Broker's canonical name, so doveadm kick on revocation finds the session.
       return dovecot.auth.PASSDB_RESULT_OK, { user = reply.username }
     end
@@ -132,6 +133,10 @@ function auth_password_verify(req, pass)
       return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "broker: denied"
     end
     return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "broker: HTTP 403 without Broker's deny (is this server in Broker:Gateway:AllowedNetworks?)"
+  elseif status == 401 then
+    -- Broker does not know BROKER_API_KEY (still the CHANGE-ME placeholder, or a deleted key): a
+    -- configuration error, so no one logs in and no one is told the password is wrong.
+    return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "broker: HTTP 401, Broker refused BROKER_API_KEY (still the placeholder?)"
   end
   -- 9003 = connect/TLS failure, 9008 = timeout, 5xx = Broker could not decide: never a success.
   return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "broker: HTTP status " .. tostring(status)

@@ -95,6 +95,27 @@ public sealed class DovecotLuaPassdbTests(MailLab lab)
     }
 
     [Theory]
+    [InlineData("lua", "login")]
+    [InlineData("lua", "plain")]
+    [InlineData("oauth2", "login")]
+    [InlineData("oauth2", "plain")]
+    public async Task Login_WithoutTlsFromAnUntrustedAddress_RefusedBeforeBrokerIsAsked(string dropIn, string command)
+    {
+        var user = $"lua-cleartext-{dropIn}-{command}@example.com";
+        var issued = await lab.AppPasswords.IssueAsync(user, "phone", ["imap"], null);
+        var port = dropIn == "lua" ? lab.Dovecot.ImapPort : lab.OAuth2Dovecot.ImapPort;
+
+        // 127.0.1.1 is outside the test's login_trusted_networks: a client on the Internet without TLS.
+        await using var imap = await RawImap.ConnectAsync(port, System.Net.IPAddress.Parse("127.0.1.1"));
+        var reply = command == "login" ? await imap.LoginAsync(user, issued.Secret) : await imap.AuthenticatePlainAsync(user, issued.Secret);
+
+        // The drop-in's disable_plaintext_auth = yes: LOGIN is announced as disabled and refused.
+        Assert.Contains("LOGINDISABLED", imap.Greeting, StringComparison.Ordinal);
+        Assert.StartsWith("NO [PRIVACYREQUIRED]", reply, StringComparison.Ordinal);
+        Assert.Null((await lab.AppPasswords.GetAsync(user, issued.AppPassword.Id))?.LastUsed);
+    }
+
+    [Theory]
     [InlineData("login")]
     [InlineData("plain")]
     public async Task Login_BrokerDown_TemporaryFailureNeverSuccess(string command)
@@ -157,6 +178,22 @@ public sealed class DovecotLuaPassdbTests(MailLab lab)
 
         Assert.StartsWith("NO [UNAVAILABLE]", reply, StringComparison.Ordinal);
         Assert.Contains("HTTP 403 without Broker's deny", dovecot.Log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Login_CallerKeyPlaceholderLeftInScript_TemporaryFailureNeverSuccess()
+    {
+        var secret = await lab.IssueAsync("lua-placeholder@example.com");
+        // broker.lua installed with only its URL edited: BROKER_API_KEY is still "CHANGE-ME-…".
+        var dir = Shell.TempDirectory("dovecot-placeholder");
+        var script = Path.Combine(dir, "broker.lua");
+        await File.WriteAllTextAsync(script, InfraFiles.Render("infra/dovecot/broker.lua", ("http://127.0.0.1:5080", lab.Broker.GatewayUrl)));
+        Assert.Contains("CHANGE-ME", await File.ReadAllTextAsync(script), StringComparison.Ordinal);
+        await using var dovecot = await DovecotServer.StartAsync("placeholder", [("90-broker.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", script)))], dir: dir);
+
+        Assert.StartsWith("NO [UNAVAILABLE]", await LoginAsync(dovecot.ImapPort, "login", "lua-placeholder@example.com", secret), StringComparison.Ordinal);
+        Assert.StartsWith("NO [UNAVAILABLE]", await LoginAsync(dovecot.ImapPort, "plain", "lua-placeholder@example.com", secret), StringComparison.Ordinal);
+        Assert.Contains("HTTP 401, Broker refused BROKER_API_KEY", dovecot.Log, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -12,11 +12,14 @@ public sealed class LogHygieneTests(MailLab lab)
     {
         var secret = await lab.IssueAsync("logs@example.com");
         var typo = secret[..^1] + (secret[^1] == 'a' ? 'b' : 'a');
-        foreach (var port in new[] { lab.Dovecot.ImapPort, lab.OAuth2Dovecot.ImapPort, lab.Nginx.ImapPort, lab.PolicyDovecot.ImapPort })
+        foreach (var port in new[] { lab.Dovecot.ImapPort, lab.OAuth2Dovecot.ImapPort, lab.PolicyDovecot.ImapPort })
         {
             Assert.StartsWith("OK", await DovecotLuaPassdbTests.LoginAsync(port, "login", "logs@example.com", secret), StringComparison.Ordinal);
             Assert.StartsWith("NO", await DovecotLuaPassdbTests.LoginAsync(port, "plain", "logs@example.com", typo), StringComparison.Ordinal);
         }
+
+        Assert.StartsWith("OK", await lab.Nginx.LoginAsync("login", "logs@example.com", secret), StringComparison.Ordinal);
+        Assert.StartsWith("NO", await lab.Nginx.LoginAsync("plain", "logs@example.com", typo), StringComparison.Ordinal);
 
         var issued = await lab.AppPasswords.IssueAsync("logs@example.com", "kicked", ["imap"], null);
         await lab.AppPasswords.RevokeAsync("logs@example.com", issued.AppPassword.Id);

@@ -5,8 +5,9 @@ using MailKit.Security;
 namespace Broker.MailServers.Tests;
 
 /// <summary>
-/// Real nginx mail proxy configured from infra/nginx/mail.conf, asking Broker (auth_http) and proxying
-/// to a backend Dovecot configured from infra/nginx/backend-dovecot.conf (knows only the proxy secret).
+/// Real nginx mail proxy configured from infra/nginx/mail.conf (IMAP with implicit TLS), asking Broker
+/// (auth_http) and proxying to a backend Dovecot configured from infra/nginx/backend-dovecot.conf
+/// (knows only the proxy secret).
 /// </summary>
 [Collection(MailLabDefinition.Name)]
 public sealed class NginxProxyTests(MailLab lab)
@@ -16,7 +17,7 @@ public sealed class NginxProxyTests(MailLab lab)
     {
         var secret = await lab.IssueAsync("nginx-user@example.com");
 
-        using var client = await DovecotLuaPassdbTests.ConnectAsync(lab.Nginx.ImapPort);
+        using var client = await lab.Nginx.ConnectImapClientAsync();
         client.AuthenticationMechanisms.Clear();
         await client.AuthenticateAsync("nginx-user@example.com", secret);
         await client.Inbox.OpenAsync(FolderAccess.ReadWrite);
@@ -29,7 +30,7 @@ public sealed class NginxProxyTests(MailLab lab)
     {
         var secret = await lab.IssueAsync("nginx-plain@example.com");
 
-        var reply = await DovecotLuaPassdbTests.LoginAsync(lab.Nginx.ImapPort, "plain", "nginx-plain@example.com", secret);
+        var reply = await lab.Nginx.LoginAsync("plain", "nginx-plain@example.com", secret);
 
         Assert.StartsWith("OK", reply, StringComparison.Ordinal);
     }
@@ -41,9 +42,39 @@ public sealed class NginxProxyTests(MailLab lab)
     {
         var other = await lab.IssueAsync("nginx-other@example.com");
 
-        var reply = await DovecotLuaPassdbTests.LoginAsync(lab.Nginx.ImapPort, command, "nginx-wrong@example.com", other);
+        var reply = await lab.Nginx.LoginAsync(command, "nginx-wrong@example.com", other);
 
         Assert.StartsWith("NO [AUTHENTICATIONFAILED]", reply, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PlainImapToTheProxy_NeverGreetedSoNoPasswordInTheClear()
+    {
+        // The shipped listener is TLS only (listen 993 ssl): a client speaking plain IMAP gets no
+        // greeting and no chance to send LOGIN; nginx drops what is not a TLS handshake.
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(System.Net.IPAddress.Loopback, lab.Nginx.ImapPort);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync("a1 CAPABILITY\r\n"u8.ToArray());
+
+        var received = new List<byte>();
+        var buffer = new byte[512];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            int read;
+            while ((read = await stream.ReadAsync(buffer, timeout.Token)) > 0)
+            {
+                received.AddRange(buffer.AsSpan(0, read));
+            }
+        }
+        catch (IOException)
+        {
+            // Reset by nginx: also no greeting.
+        }
+
+        Assert.False(timeout.IsCancellationRequested, "nginx kept a non-TLS connection open");
+        Assert.DoesNotContain("OK", System.Text.Encoding.ASCII.GetString([.. received]), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -21,7 +21,7 @@ public sealed class NginxSmtpProxyTests(MailProtocolsLab lab)
         var user = $"nginx-smtp-{mechanism.ToLowerInvariant()}@example.com";
         var secret = await lab.IssueAsync(user, "submission");
 
-        using var client = await DovecotSubmissionTests.ConnectAsync(lab.Nginx.SmtpPort);
+        using var client = await lab.Nginx.ConnectSmtpClientAsync();
         SaslMechanism sasl = mechanism == "PLAIN" ? new SaslMechanismPlain(user, secret) : new SaslMechanismLogin(user, secret);
         await client.AuthenticateAsync(sasl);
         var message = new MimeMessage();
@@ -61,7 +61,7 @@ public sealed class NginxSmtpProxyTests(MailProtocolsLab lab)
     {
         await lab.IssueAsync("nginx-smtp-mailkit@example.com", "submission");
 
-        using var client = await DovecotSubmissionTests.ConnectAsync(lab.Nginx.SmtpPort);
+        using var client = await lab.Nginx.ConnectSmtpClientAsync();
 
         await Assert.ThrowsAsync<AuthenticationException>(() => client.AuthenticateAsync(new SaslMechanismPlain("nginx-smtp-mailkit@example.com", "Correct-Horse-Battery-Staple-1")));
     }
@@ -95,7 +95,7 @@ public sealed class NginxSmtpProxyTests(MailProtocolsLab lab)
     [Fact]
     public async Task Send_ThroughNginxWithoutAuthentication_Refused()
     {
-        await using var smtp = await RawSmtp.ConnectAsync(lab.Nginx.SmtpPort);
+        await using var smtp = await lab.Nginx.ConnectSmtpAsync();
 
         var mail = await smtp.CommandAsync("MAIL FROM:<anyone@example.com>");
 
@@ -105,7 +105,7 @@ public sealed class NginxSmtpProxyTests(MailProtocolsLab lab)
 
     private async Task<string> AuthOnNewConnectionAsync(string mechanism, string user, string password)
     {
-        await using var smtp = await RawSmtp.ConnectAsync(lab.Nginx.SmtpPort);
+        await using var smtp = await lab.Nginx.ConnectSmtpAsync();
         return mechanism == "PLAIN" ? await smtp.AuthPlainAsync(user, password) : await smtp.AuthLoginAsync(user, password);
     }
 

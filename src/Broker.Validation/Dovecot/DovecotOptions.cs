@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Broker.Validation.MailServers;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Validation.Dovecot;
@@ -14,7 +15,13 @@ public sealed class DoveadmOptions
     /// </summary>
     public string? Url { get; set; }
 
-    /// <summary>Dovecot's <c>doveadm_api_key</c>. Sent as <c>Authorization: X-Dovecot-API base64(key)</c>; never logged.</summary>
+    /// <summary>Shortest <see cref="ApiKey"/> accepted: the key grants the whole doveadm API, not only kick.</summary>
+    public const int MinimumApiKeyLength = 16;
+
+    /// <summary>
+    /// Dovecot's <c>doveadm_api_key</c>. Sent as <c>Authorization: X-Dovecot-API base64(key)</c>; never logged.
+    /// At least <see cref="MinimumApiKeyLength"/> characters, never a <c>CHANGE-ME</c> placeholder from infra/.
+    /// </summary>
     public string? ApiKey { get; set; }
 
     /// <summary>Also flush Dovecot's auth cache for the user (only matters when <c>auth_cache_size</c> is not 0).</summary>
@@ -44,6 +51,12 @@ internal sealed class DoveadmOptionsValidator : IValidateOptions<DoveadmOptions>
         if (string.IsNullOrEmpty(o.ApiKey))
         {
             errors.Add($"{p}:ApiKey is empty: set it to Dovecot's doveadm_api_key, or clear {p}:Url.");
+        }
+        else if (ShippedPlaceholder.IsIn(o.ApiKey) || o.ApiKey.Length < DoveadmOptions.MinimumApiKeyLength)
+        {
+            // The doveadm HTTP API key opens every mailbox (fetch, expunge, …), not only kick: a
+            // placeholder from infra/ or a short word must not pass for a secret.
+            errors.Add($"{p}:ApiKey is a placeholder or shorter than {DoveadmOptions.MinimumApiKeyLength} characters: generate one (openssl rand -hex 32) and give Dovecot the same doveadm_api_key.");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

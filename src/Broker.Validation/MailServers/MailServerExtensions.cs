@@ -55,3 +55,11 @@ internal static class MailServerBody
 {
     public const int MaxBytes = 8 * 1024;
 }
+
+/// <summary>The <c>CHANGE-ME-…</c> placeholders in infra/: a secret that still contains one was never set.</summary>
+internal static class ShippedPlaceholder
+{
+    public const string Marker = "CHANGE-ME";
+
+    public static bool IsIn(string value) => value.Contains(Marker, StringComparison.OrdinalIgnoreCase);
+}

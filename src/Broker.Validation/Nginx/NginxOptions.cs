@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Net;
+using Broker.Validation.MailServers;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Validation.Nginx;
@@ -54,6 +55,12 @@ internal sealed class NginxAuthOptionsValidator : IValidateOptions<NginxAuthOpti
         if (o.BackendPassword is { } secret && (secret.Length == 0 || secret.Any(c => c < 0x21 || c > 0x7E)))
         {
             errors.Add($"{NginxAuthOptions.SectionName}:BackendPassword must be printable ASCII without spaces (it travels in an HTTP header).");
+        }
+        else if (o.BackendPassword is { } shipped && ShippedPlaceholder.IsIn(shipped))
+        {
+            // The backend accepts this secret for every mailbox: the placeholder from
+            // infra/nginx/backend-dovecot.conf is public.
+            errors.Add($"{NginxAuthOptions.SectionName}:BackendPassword is the CHANGE-ME placeholder: generate a secret (openssl rand -hex 32) and put the same one in the backend's configuration.");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

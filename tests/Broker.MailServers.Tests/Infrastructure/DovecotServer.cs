@@ -79,7 +79,10 @@ public sealed class DovecotServer : IAsyncDisposable
             protocols = imap
             listen = 127.0.0.1
             ssl = no
-            disable_plaintext_auth = no
+            # Tests connect without TLS from several loopback addresses (127.0.0.77 plays a sprayer);
+            # Broker's drop-ins pin disable_plaintext_auth = yes, which exempts only trusted networks.
+            # 127.0.1.0/24 stays untrusted: a client there plays one on the Internet without TLS.
+            login_trusted_networks = 127.0.0.0/24
             default_internal_user = dovecot
             default_login_user = dovenull
             log_path = {{LogPath}}

@@ -91,10 +91,14 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
 
         Postfix = await PostfixServer.PrepareAsync();
         var dir = Shell.TempDirectory("dovecot-lua");
+        // The key file as docs/dovecot.md creates it: root only, no trailing newline.
+        var doveadmKeyFile = Path.Combine(dir, "doveadm-api-key");
+        await File.WriteAllTextAsync(doveadmKeyFile, _doveadmKey);
+        File.SetUnixFileMode(doveadmKeyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Dovecot = await DovecotServer.StartAsync("lua", [
             .. LuaPassdb(dir, Broker.GatewayUrl),
             ("92-broker-doveadm.conf", InfraFiles.Render("infra/dovecot/conf.d/92-broker-doveadm.conf",
-                ("CHANGE-ME-doveadm-api-key", _doveadmKey), ("port = 8080", $"port = {doveadmPort.ToString(CultureInfo.InvariantCulture)}"))),
+                ("/etc/dovecot/doveadm-api-key", doveadmKeyFile), ("port = 8080", $"port = {doveadmPort.ToString(CultureInfo.InvariantCulture)}"))),
             ("10-postfix-auth.conf", InfraFiles.Render("infra/postfix/dovecot-10-postfix-auth.conf", ("/var/spool/postfix/private/auth", Postfix.SaslSocketPath))),
         ], dir: dir);
         await Postfix.StartAsync();

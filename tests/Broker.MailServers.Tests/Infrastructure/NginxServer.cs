@@ -4,7 +4,11 @@ using Broker.Testing;
 
 namespace Broker.MailServers.Tests.Infrastructure;
 
-/// <summary>A real nginx mail proxy (<c>nginx -p prefix -c conf</c>, mail module loaded) on a free loopback port.</summary>
+/// <summary>
+/// A real nginx mail proxy (<c>nginx -p prefix -c conf</c>, mail module loaded) on a free loopback
+/// port, with the shipped TLS listeners and a certificate from a throwaway CA. Clients connect with
+/// implicit TLS and trust exactly that certificate.
+/// </summary>
 public sealed class NginxServer : IAsyncDisposable
 {
     private Process? _process;
@@ -31,18 +35,22 @@ public sealed class NginxServer : IAsyncDisposable
     public static async Task<NginxServer> StartAsync(string authHttpUrl, string callerKey, bool smtp = false)
     {
         var server = new NginxServer(Shell.TempDirectory("nginx"), FreePort.Get(), smtp ? FreePort.Get() : 0);
+        var certs = await TestCertificates.CreateAsync(Path.Combine(server.Dir, "certs"));
+        server._certificatePath = certs.ServerCertPath;
         (string, string)[] replacements =
         [
             ("auth_http http://127.0.0.1:5080/v1/nginx/auth;", $"auth_http {authHttpUrl};"),
             ("CHANGE-ME-broker-caller-key", callerKey),
-            ("listen 143;", $"listen 127.0.0.1:{server.ImapPort.ToString(CultureInfo.InvariantCulture)};"),
+            ("/etc/ssl/mail.example.com/fullchain.pem", certs.ServerCertPath),
+            ("/etc/ssl/mail.example.com/privkey.pem", certs.ServerKeyPath),
+            ("listen 993 ssl;", $"listen 127.0.0.1:{server.ImapPort.ToString(CultureInfo.InvariantCulture)} ssl;"),
         ];
         if (smtp)
         {
             var smtpConf = Path.Combine(server.Dir, "mail-smtp.conf");
             await File.WriteAllTextAsync(smtpConf, InfraFiles.Render(
                 "infra/nginx/mail-smtp.conf",
-                ("listen 587;", $"listen 127.0.0.1:{server.SmtpPort.ToString(CultureInfo.InvariantCulture)};")));
+                ("listen 465 ssl;", $"listen 127.0.0.1:{server.SmtpPort.ToString(CultureInfo.InvariantCulture)} ssl;")));
             replacements = [.. replacements, ("#include /etc/nginx/mail-smtp.conf;", $"include {smtpConf};")];
         }
 
@@ -89,6 +97,50 @@ public sealed class NginxServer : IAsyncDisposable
 
         return server;
     }
+
+    private string _certificatePath = string.Empty;
+
+    /// <summary>Certificate pinning: only the certificate this nginx was started with is trusted.</summary>
+    public bool IsOurCertificate(System.Security.Cryptography.X509Certificates.X509Certificate? presented)
+    {
+        if (presented is null)
+        {
+            return false;
+        }
+
+        var pem = File.ReadAllText(_certificatePath);
+        var fields = System.Security.Cryptography.PemEncoding.Find(pem);
+        return presented.GetRawCertData().AsSpan().SequenceEqual(Convert.FromBase64String(pem[fields.Base64Data]));
+    }
+
+    /// <summary>The raw IMAP client over implicit TLS to this proxy.</summary>
+    public Task<RawImap> ConnectImapAsync(System.Net.IPAddress? from = null) => RawImap.ConnectAsync(ImapPort, from, IsOurCertificate);
+
+    /// <summary>LOGIN or AUTHENTICATE PLAIN over implicit TLS; returns the tagged reply.</summary>
+    public async Task<string> LoginAsync(string command, string user, string password)
+    {
+        await using var imap = await ConnectImapAsync();
+        return command == "login" ? await imap.LoginAsync(user, password) : await imap.AuthenticatePlainAsync(user, password);
+    }
+
+    /// <summary>MailKit's IMAP client over implicit TLS to this proxy.</summary>
+    public async Task<MailKit.Net.Imap.ImapClient> ConnectImapClientAsync()
+    {
+        var client = new MailKit.Net.Imap.ImapClient { Timeout = 15000, ServerCertificateValidationCallback = (_, cert, _, _) => IsOurCertificate(cert) };
+        await client.ConnectAsync("127.0.0.1", ImapPort, MailKit.Security.SecureSocketOptions.SslOnConnect);
+        return client;
+    }
+
+    /// <summary>MailKit's SMTP client over implicit TLS to this proxy's SMTP listener.</summary>
+    public async Task<MailKit.Net.Smtp.SmtpClient> ConnectSmtpClientAsync()
+    {
+        var client = new MailKit.Net.Smtp.SmtpClient { Timeout = 15000, ServerCertificateValidationCallback = (_, cert, _, _) => IsOurCertificate(cert) };
+        await client.ConnectAsync("127.0.0.1", SmtpPort, MailKit.Security.SecureSocketOptions.SslOnConnect);
+        return client;
+    }
+
+    /// <summary>The raw SMTP client over implicit TLS to this proxy's SMTP listener (greeting and EHLO read).</summary>
+    public Task<RawSmtp> ConnectSmtpAsync() => RawSmtp.ConnectImplicitTlsAsync(SmtpPort, IsOurCertificate);
 
     public async ValueTask DisposeAsync()
     {

@@ -15,10 +15,10 @@ public sealed class RawImap : IAsyncDisposable
     private readonly Stream _stream;
     private int _tag;
 
-    private RawImap(TcpClient tcp)
+    private RawImap(TcpClient tcp, Stream stream)
     {
         _tcp = tcp;
-        _stream = tcp.GetStream();
+        _stream = stream;
         _reader = new StreamReader(_stream, Encoding.ASCII);
     }
 
@@ -26,7 +26,8 @@ public sealed class RawImap : IAsyncDisposable
 
     /// <param name="port">IMAP port on 127.0.0.1.</param>
     /// <param name="from">Local source address (any 127.x.y.z), so tests can act as distinct clients.</param>
-    public static async Task<RawImap> ConnectAsync(int port, IPAddress? from = null)
+    /// <param name="tls">Implicit TLS (IMAPS), trusting exactly the certificates this accepts; null for plain IMAP.</param>
+    public static async Task<RawImap> ConnectAsync(int port, IPAddress? from = null, Func<System.Security.Cryptography.X509Certificates.X509Certificate?, bool>? tls = null)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork);
         if (from is not null)
@@ -35,7 +36,15 @@ public sealed class RawImap : IAsyncDisposable
         }
 
         await tcp.ConnectAsync(IPAddress.Loopback, port);
-        var imap = new RawImap(tcp);
+        Stream stream = tcp.GetStream();
+        if (tls is not null)
+        {
+            var ssl = new System.Net.Security.SslStream(stream, leaveInnerStreamOpen: false, (_, cert, _, _) => tls(cert));
+            await ssl.AuthenticateAsClientAsync("localhost");
+            stream = ssl;
+        }
+
+        var imap = new RawImap(tcp, stream);
         imap.Greeting = await imap.ReadLineAsync();
         return imap;
     }
@@ -71,9 +80,9 @@ public sealed class RawImap : IAsyncDisposable
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
+        await _stream.DisposeAsync();
         _tcp.Dispose();
-        return ValueTask.CompletedTask;
     }
 }

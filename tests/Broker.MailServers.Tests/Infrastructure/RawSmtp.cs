@@ -37,6 +37,21 @@ public sealed class RawSmtp : IAsyncDisposable
         return smtp;
     }
 
+    /// <summary>SMTP with implicit TLS (submissions, RFC 8314) on a loopback port, trusting exactly the certificates <paramref name="trust"/> accepts.</summary>
+    public static async Task<RawSmtp> ConnectImplicitTlsAsync(int port, Func<System.Security.Cryptography.X509Certificates.X509Certificate?, bool> trust)
+    {
+        var tcp = new TcpClient(AddressFamily.InterNetwork);
+        await tcp.ConnectAsync(IPAddress.Loopback, port);
+        var smtp = new RawSmtp(tcp);
+        var ssl = new SslStream(smtp._stream, leaveInnerStreamOpen: false, (_, cert, _, _) => trust(cert));
+        await ssl.AuthenticateAsClientAsync("localhost");
+        smtp._stream = ssl;
+        smtp._reader = new StreamReader(ssl, Encoding.ASCII);
+        await smtp.ReadReplyAsync();
+        await smtp.CommandAsync("EHLO client.example");
+        return smtp;
+    }
+
     public static async Task<RawSmtp> ConnectWithTlsAsync(PostfixServer server)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork);

@@ -754,7 +754,7 @@ public sealed partial class AppPasswordService(
         if (life <= TimeSpan.Zero || life < p.MinimumLifetime || life > max)
         {
             throw new AppPasswordException(
-                $"The lifetime must be between {Format(p.MinimumLifetime)} and {Format(max)}.");
+                $"The lifetime must be between {LifetimeText.Describe(p.MinimumLifetime)} and {LifetimeText.Describe(max)}.");
         }
 
         if (life > DateTimeOffset.MaxValue - now)
@@ -764,11 +764,6 @@ public sealed partial class AppPasswordService(
 
         return now + life;
     }
-
-    private static string Format(TimeSpan t) =>
-        t.TotalDays >= 1 && t.TotalDays == Math.Floor(t.TotalDays)
-            ? $"{t.TotalDays.ToString(CultureInfo.InvariantCulture)} days"
-            : $"{t.TotalHours.ToString(CultureInfo.InvariantCulture)} hours";
 
     private static string NormalizeOwner(string user) =>
         Username.TryNormalize(user, out var owner) ? owner : throw new AppPasswordException("The username is empty, too long or contains control characters.");

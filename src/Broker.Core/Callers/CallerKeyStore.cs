@@ -7,6 +7,9 @@ using StackExchange.Redis;
 
 namespace Broker.Core.Callers;
 
+/// <summary>Thrown when a caller key cannot be created as asked; the message is for the admin.</summary>
+public sealed class CallerKeyException(string message) : Exception(message);
+
 /// <summary>
 /// Keeps the hashes of caller API keys in memory (from configuration and from Redis) and checks
 /// a presented key against all of them in constant time. The hot path never waits on Redis: a
@@ -59,7 +62,7 @@ public sealed partial class CallerKeyStore(
         // Printable only: the name is shown in the CLI, the admin pages and the logs.
         if (name.Length is 0 or > 64 || name.Any(char.IsControl))
         {
-            throw new ArgumentException("The caller name must be 1 to 64 printable characters.", nameof(name));
+            throw new CallerKeyException("The caller name must be 1 to 64 printable characters.");
         }
 
         var key = KeyPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -267,10 +267,9 @@ internal static class CliCommands
         {
             key = await sp.GetRequiredService<CallerKeyStore>().CreateAsync(name, ct);
         }
-        catch (ArgumentException ex) when (ex.ParamName == "name")
+        catch (CallerKeyException ex)
         {
-            // The store's own rule (1 to 64 printable characters), said without the parameter name.
-            return Fail(ex.Message.Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal), 1);
+            return Fail(ex.Message, 1);
         }
 
         Console.WriteLine($"caller: {name.Trim()}");
@@ -458,29 +457,8 @@ internal static class CliCommands
         return Print($"new-network approval for {user}: {(await store.RequiresNewNetworkApprovalAsync(user, ct) ? "required" : "not required")}{(required is null ? " (organisation default)" : string.Empty)}");
     }
 
-    internal static TimeSpan ParseLifetime(string value)
-    {
-        var v = value.Trim();
-        if (v.Length >= 2 && long.TryParse(v[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is > 0 and < 100_000)
-        {
-            switch (v[^1])
-            {
-                case 'm': return TimeSpan.FromMinutes(n);
-                case 'h': return TimeSpan.FromHours(n);
-                case 'd': return TimeSpan.FromDays(n);
-            }
-        }
-
-        if (v.Length > 0 && v.All(char.IsAsciiDigit))
-        {
-            // TimeSpan would read "12" as 12 days: a bare number is refused rather than guessed.
-            throw new UsageException($"'{value}' has no unit: write {v}h for hours or {v}d for days.");
-        }
-
-        return TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out var t) && t > TimeSpan.Zero
-            ? t
-            : throw new UsageException($"'{value}' is not a lifetime (use 90m, 12h, 30d).");
-    }
+    internal static TimeSpan ParseLifetime(string value) =>
+        LifetimeText.TryParse(value, out var lifetime, out var error) ? lifetime : throw new UsageException(error);
 
     private static TimeSpan? OptionalLifetime(Dictionary<string, string> flags) =>
         flags.TryGetValue("lifetime", out var l) ? ParseLifetime(l) : null;

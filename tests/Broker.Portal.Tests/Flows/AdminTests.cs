@@ -85,6 +85,8 @@ public sealed class AdminTests
         var key = created.TextOf("new-api-key");
         Assert.Contains("dovecot-1", created.TextOf("api-keys"), StringComparison.Ordinal);
         Assert.StartsWith("bk_", key, StringComparison.Ordinal);
+        var refused = await admin.Client.SubmitAsync("/Admin/ApiKeys", "Create", [new("Name", "dove\u0007cot")]);
+        Assert.Equal("The caller name must be 1 to 64 printable characters.", refused.TextOf("api-key-error"));
         var policy = await admin.Client.GetAsync("/Admin/Policy");
         Assert.Contains("imap", policy.TextOf("policy"), StringComparison.Ordinal);
     }

@@ -157,8 +157,11 @@ public sealed class PolicyTests
         await using var env = await PortalEnvironment.StartAsync();
         var admin = await env.EnrollWithTotpAsync("root", admin: true);
 
-        // 10675199 (days, as a .NET time span) is just short of TimeSpan.MaxValue: "now + lifetime" overflowed.
-        var huge = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "30d", "10675199", "any", "imap"));
+        // 10675199 days is just short of TimeSpan.MaxValue: "now + lifetime" overflowed.
+        var huge = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "30d", "10675199.00:00:00", "any", "imap"));
+        // A bare number was read as days; it is refused instead of guessed.
+        var bare = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "30d", "90", "any", "imap"));
+        Assert.Contains("'90' has no unit", bare.TextOf("policy-error"), StringComparison.Ordinal);
         var tooLong = await admin.Client.SubmitAsync("/Admin/Policy", "Save", Fields("1h", "30d", "3651d", "any", "imap"));
 
         Assert.Equal(HttpStatusCode.OK, huge.Status);

@@ -29,7 +29,7 @@ public sealed class AdminApiKeysModel(CallerKeyStore keys) : PortalPage
             NewKey = await keys.CreateAsync(name ?? string.Empty, HttpContext.RequestAborted);
             NewKeyName = name?.Trim();
         }
-        catch (ArgumentException ex)
+        catch (CallerKeyException ex)
         {
             Error = ex.Message;
         }

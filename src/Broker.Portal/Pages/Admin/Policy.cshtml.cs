@@ -57,9 +57,9 @@ public sealed class AdminPolicyModel(
 
         (DefaultLifetime, MinimumLifetime, MaximumLifetime) = (defaultLifetime ?? string.Empty, minimumLifetime ?? string.Empty, maximumLifetime ?? string.Empty);
         (FormScopes, FormApproval, FormFactor) = (scopes ?? [], requireApproval, requiredFactor ?? string.Empty);
-        if (!TryParseLifetime(DefaultLifetime, out var def) || !TryParseLifetime(MinimumLifetime, out var min) || !TryParseLifetime(MaximumLifetime, out var max))
+        if (!LifetimeText.TryParse(DefaultLifetime, out var def, out var error) || !LifetimeText.TryParse(MinimumLifetime, out var min, out error) || !LifetimeText.TryParse(MaximumLifetime, out var max, out error))
         {
-            Error = "Write each lifetime as a number and a unit: 90m, 12h or 30d.";
+            Error = $"{error} Write each lifetime as a number and a unit: 90m, 12h or 30d.";
             return Page();
         }
 
@@ -111,29 +111,7 @@ public sealed class AdminPolicyModel(
     }
 
     /// <summary>A lifetime as the form shows it: whole days, hours or minutes.</summary>
-    public static string Format(TimeSpan t) =>
-        t.Ticks % TimeSpan.TicksPerDay == 0 ? $"{t.Ticks / TimeSpan.TicksPerDay}d"
-        : t.Ticks % TimeSpan.TicksPerHour == 0 ? $"{t.Ticks / TimeSpan.TicksPerHour}h"
-        : $"{(long)t.TotalMinutes}m";
-
-    /// <summary>Accepts <c>90m</c>, <c>12h</c>, <c>30d</c> or a .NET time span (<c>30.00:00:00</c>).</summary>
-    public static bool TryParseLifetime(string? text, out TimeSpan value)
-    {
-        value = default;
-        text = (text ?? string.Empty).Trim().ToLowerInvariant();
-        if (text.Length < 2)
-        {
-            return false;
-        }
-
-        if (text[^1] is 'm' or 'h' or 'd' && int.TryParse(text[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= 100_000)
-        {
-            value = text[^1] switch { 'm' => TimeSpan.FromMinutes(n), 'h' => TimeSpan.FromHours(n), _ => TimeSpan.FromDays(n) };
-            return true;
-        }
-
-        return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value) && value > TimeSpan.Zero;
-    }
+    public static string Format(TimeSpan t) => LifetimeText.Format(t);
 
     private static string Describe(EffectivePolicy p) =>
         $"lifetimes {Format(p.MinimumLifetime)}–{Format(p.MaximumLifetime)} (default {Format(p.DefaultLifetime)}), protocols {string.Join(", ", p.AllowedScopes)}, new-network approval {(p.RequireApprovalForNewNetworks ? "on" : "off")}, required factor {p.RequiredFactor}";

@@ -10,11 +10,11 @@ namespace Broker.Host.Tests;
 /// <summary>App-password commands through the real executable: flag values, output, network approval.</summary>
 public sealed class AppPasswordCliTests(RedisFixture redis) : IClassFixture<RedisFixture>
 {
-    private static readonly string Pepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-
     private readonly string _user = $"cli-{Guid.NewGuid():N}@example.com";
 
-    private string[] Store => [$"--Redis:Configuration={redis.Server.Configuration}", $"--Broker:Pepper:Value={Pepper}"];
+    private readonly CliStore _store = new(redis);
+
+    private string[] Store => _store.Args;
 
     [Fact]
     public async Task FlagValuesWithAColon_AreFlags_NotSettings()
@@ -52,7 +52,7 @@ public sealed class AppPasswordCliTests(RedisFixture redis) : IClassFixture<Redi
     [Fact]
     public async Task ApproveNetwork_TakesTheNetworkAsTyped_AndSaysWhatIsPending()
     {
-        await using var services = InProcessStore();
+        await using var services = _store.InProcess();
         var store = services.GetRequiredService<AppPasswordService>();
         await store.SetNewNetworkApprovalAsync(_user, true);
         var issued = await store.IssueAsync(_user, "Laptop", ["imap"], null, approvedFromIp: "10.1.1.5");
@@ -76,7 +76,7 @@ public sealed class AppPasswordCliTests(RedisFixture redis) : IClassFixture<Redi
     [Fact]
     public async Task List_ShowsControlCharactersFromMailClients_WithoutSendingThemToTheTerminal()
     {
-        await using var services = InProcessStore();
+        await using var services = _store.InProcess();
         var store = services.GetRequiredService<AppPasswordService>();
         var issued = await store.IssueAsync(_user, "Laptop", ["imap"], null);
         // The client id is what a mail client said about itself (IMAP ID), passed on by the mail server.
@@ -88,15 +88,5 @@ public sealed class AppPasswordCliTests(RedisFixture redis) : IClassFixture<Redi
         Assert.DoesNotContain('\u001b', list);
         Assert.DoesNotContain('\u0007', list);
         Assert.Contains("evil\\u001b]0;owned\\u0007\\u001b[2J", list, StringComparison.Ordinal);
-    }
-
-    /// <summary>The store as a validation instance with the same settings sees it.</summary>
-    private ServiceProvider InProcessStore()
-    {
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(redis.Server.Configuration, Pepper)).Build());
-        services.AddLogging();
-        services.AddBrokerCore();
-        return services.BuildServiceProvider();
     }
 }

@@ -10,16 +10,22 @@ namespace Broker.Host.Tests;
 /// <summary><c>broker app-password allow-countries</c> and the country database setting, through the real executable.</summary>
 public sealed class CountryLimitCliTests(RedisFixture redis) : IClassFixture<RedisFixture>, IDisposable
 {
-    private static readonly string Pepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-
     private readonly TestCountryDatabase _countries = TestCountryDatabase.Create();
+
     private readonly string _user = $"cli-{Guid.NewGuid():N}@example.com";
+
+    private readonly CliStore _store = new(redis);
+
+    private CliStore? _withCountries;
 
     public void Dispose() => _countries.Dispose();
 
-    private string[] Store => [$"--Redis:Configuration={redis.Server.Configuration}", $"--Broker:Pepper:Value={Pepper}"];
+    private string[] Store => _store.Args;
 
-    private string[] WithCountries => [.. Store, $"--Broker:GeoIp:CountryDatabase={_countries.Path}"];
+    /// <summary>The same kind of store with the country database configured (its own pepper).</summary>
+    private CliStore StoreWithCountries => _withCountries ??= new(redis, new Dictionary<string, string?> { ["Broker:GeoIp:CountryDatabase"] = _countries.Path });
+
+    private string[] WithCountries => StoreWithCountries.Args;
 
     [Fact]
     public async Task AllowCountries_SetListAndClear_LoginsFollowTheLimit()
@@ -33,7 +39,7 @@ public sealed class CountryLimitCliTests(RedisFixture redis) : IClassFixture<Red
         Assert.Contains($"{id} may be used only from DE, FR", output, StringComparison.Ordinal);
         Assert.Contains("allowed countries: DE, FR", (await BrokerProcess.RunAsync([.. WithCountries, "app-password", "list", "--user", _user])).Output, StringComparison.Ordinal);
 
-        await using var services = InProcessStore();
+        await using var services = StoreWithCountries.InProcess();
         var store = services.GetRequiredService<AppPasswordService>();
         Assert.Equal(ValidationResult.Allowed, (await store.ValidateAsync(_user, password, new ValidationContext("imap", "5.9.1.1", null))).Result);
         Assert.Equal(DenyReason.CountryNotAllowed, (await store.ValidateAsync(_user, password, new ValidationContext("imap", "81.2.69.142", null))).Reason);
@@ -78,17 +84,5 @@ public sealed class CountryLimitCliTests(RedisFixture redis) : IClassFixture<Red
         Assert.NotEqual(0, code);
         Assert.Contains("Broker:GeoIp:CountryDatabase", p.Output, StringComparison.Ordinal);
         Assert.Contains(missing, p.Output, StringComparison.Ordinal);
-    }
-
-    /// <summary>The store as a validation instance with the same settings sees it.</summary>
-    private ServiceProvider InProcessStore()
-    {
-        var settings = BrokerApps.BaseConfig(redis.Server.Configuration, Pepper);
-        settings["Broker:GeoIp:CountryDatabase"] = _countries.Path;
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
-        services.AddLogging();
-        services.AddBrokerCore();
-        return services.BuildServiceProvider();
     }
 }

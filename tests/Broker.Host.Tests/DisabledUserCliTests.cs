@@ -9,16 +9,16 @@ namespace Broker.Host.Tests;
 /// <summary>The CLI against a disabled user, through the real executable: refused with a clear message and a non-zero exit.</summary>
 public sealed class DisabledUserCliTests(RedisFixture redis) : IClassFixture<RedisFixture>
 {
-    private static readonly string Pepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-
     private readonly string _user = $"cli-{Guid.NewGuid():N}@example.com";
 
-    private string[] Store => [$"--Redis:Configuration={redis.Server.Configuration}", $"--Broker:Pepper:Value={Pepper}"];
+    private readonly CliStore _store = new(redis);
+
+    private string[] Store => _store.Args;
 
     [Fact]
     public async Task IssueRenewAndApproveNetwork_ForADisabledUser_AreRefusedWithAClearMessage()
     {
-        await using var services = InProcessStore();
+        await using var services = _store.InProcess();
         var store = services.GetRequiredService<AppPasswordService>();
         var issued = await store.IssueAsync(_user, "Outlook", ["imap"], null);
         await store.SetDisabledAsync(_user, true);
@@ -42,7 +42,7 @@ public sealed class DisabledUserCliTests(RedisFixture redis) : IClassFixture<Red
     {
         using var data = new TempDirectory();
         string[] store = [.. Store, $"--Broker:DataDirectory={data.Path}"];
-        await using var services = InProcessStore();
+        await using var services = _store.InProcess();
         await services.GetRequiredService<AppPasswordService>().IssueAsync(_user, "Outlook", ["imap"], null);
         var typo = "x" + _user;
 
@@ -56,16 +56,6 @@ public sealed class DisabledUserCliTests(RedisFixture redis) : IClassFixture<Red
         Assert.True(mistyped.ExitCode == 0, mistyped.Output);
         Assert.Contains($"disabled {typo} for mail login and revoked 0 app password(s)", mistyped.Output, StringComparison.Ordinal);
         Assert.Contains($"warning: '{typo}' had no app passwords and has no portal account: is the name right?", mistyped.Output, StringComparison.Ordinal);
-    }
-
-    /// <summary>The store as another instance with the same settings sees it.</summary>
-    private ServiceProvider InProcessStore()
-    {
-        var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(redis.Server.Configuration, Pepper)).Build());
-        services.AddLogging();
-        services.AddBrokerCore();
-        return services.BuildServiceProvider();
     }
 }
 

@@ -266,6 +266,39 @@ public abstract class AuditOutboxContract : IAsyncLifetime
         Assert.Equal(0, await Muxer.GetDatabase().ListLengthAsync(Keys.AuditOutbox));
     }
 
+    /// <summary>Takes its time with every batch, like a mail relay close to its timeout.</summary>
+    private sealed class SlowSink(TimeSpan delay) : IAuditSink
+    {
+        public List<IReadOnlyList<AuditEvent>> Batches { get; } = [];
+
+        public async Task HandleAsync(IReadOnlyList<AuditEvent> events, CancellationToken ct)
+        {
+            await Task.Delay(delay, ct);
+            Batches.Add(events);
+        }
+    }
+
+    [Fact]
+    public async Task Pump_SlowHandlersOneAfterAnother_KeepTheLease_NoOtherPumpDeliversTheBatchAgain()
+    {
+        var outbox = NewOutbox();
+        var lease = TimeSpan.FromMilliseconds(900);
+        // Together longer than the lease; the lease is renewed between them.
+        SlowSink[] slow = [new(TimeSpan.FromMilliseconds(400)), new(TimeSpan.FromMilliseconds(400)), new(TimeSpan.FromMilliseconds(400))];
+        var pump = new AuditPump(outbox, slow, NullLogger<AuditPump>.Instance) { RetryDelay = TimeSpan.Zero, Lease = lease };
+        await EnqueueAsync(outbox, 0, 1);
+
+        var poll = pump.PumpOnceAsync(CancellationToken.None);
+        await Task.Delay(TimeSpan.FromMilliseconds(1100));
+        var other = new RecordingSink();
+        Assert.Equal(0, await NewPump(outbox, other).PumpOnceAsync(CancellationToken.None));
+
+        Assert.Equal(2, await poll);
+        Assert.Empty(other.Batches);
+        Assert.All(slow, s => Assert.Equal(2, s.Batches.SelectMany(b => b).Count()));
+        Assert.Equal(0, await ClaimedAsync());
+    }
+
     [Fact]
     public async Task Pump_IdlePolls_WriteNothing()
     {

@@ -221,6 +221,7 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
 
     private async Task<bool> DeliverAsync(IAuditSink handler, Batch batch, CancellationToken ct)
     {
+        await RenewLeaseIfDueAsync(ct);
         try
         {
             await handler.HandleAsync(batch.Events, ct);
@@ -235,6 +236,31 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
             }
 
             return false;
+        }
+    }
+
+    /// <summary>
+    /// Slow handlers one after another (a mail relay timing out) must not outlast the lease, or
+    /// another instance takes the claim back and delivers it again. Best effort: a failure here
+    /// leaves the lease to the next settle, and a claim found taken back is dealt with there.
+    /// </summary>
+    private async Task RenewLeaseIfDueAsync(CancellationToken ct)
+    {
+        if (_claimed == 0 || Environment.TickCount64 - _renewedAt < (long)Lease.TotalMilliseconds / 3)
+        {
+            return;
+        }
+
+        try
+        {
+            if (await outbox.SettleAsync(_id, _claimed, 0, Lease, ct))
+            {
+                _renewedAt = Environment.TickCount64;
+            }
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            Log.OutboxUnavailable(logger, ex.GetType().Name);
         }
     }
 

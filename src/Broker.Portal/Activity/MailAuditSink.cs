@@ -18,20 +18,24 @@ public sealed class MailAuditSink(IServiceScopeFactory scopes) : IAuditSink
         var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
         var names = events.Select(e => e.Username).OfType<string>().Distinct().ToList();
         var ids = await db.Users.Where(u => names.Contains(u.UserName!)).Select(u => new { u.Id, u.UserName }).ToDictionaryAsync(u => u.UserName!, u => u.Id, ct);
-        foreach (var e in events)
+        // Events come from Redis: clipped to the columns and without a kind dropped, so that one
+        // malformed event cannot make every later batch fail (the pump would hold them forever).
+        foreach (var e in events.Where(e => !string.IsNullOrWhiteSpace(e.Kind)))
         {
             var detail = string.Join(", ", new[] { e.Detail, e.Client is null ? null : $"client {e.Client}", e.Caller is null ? null : $"via {e.Caller}" }.Where(s => !string.IsNullOrEmpty(s)));
             db.SecurityEvents.Add(new SecurityEvent
             {
                 UserId = e.Username is not null && ids.TryGetValue(e.Username, out var id) ? id : null,
-                Username = e.Username ?? string.Empty,
+                Username = Clip(e.Username ?? string.Empty, 256),
                 At = e.At,
-                Kind = e.Kind,
-                Detail = detail.Length > 1000 ? detail[..1000] : detail,
-                RemoteIp = e.RemoteIp,
+                Kind = Clip(e.Kind, 64),
+                Detail = Clip(detail, 1000),
+                RemoteIp = e.RemoteIp is null ? null : Clip(e.RemoteIp, 64),
             });
         }
 
         await db.SaveChangesAsync(ct);
     }
+
+    private static string Clip(string value, int length) => value.Length > length ? value[..length] : value;
 }

@@ -80,6 +80,30 @@ public sealed class PostgresPortalTests(PostgresCluster postgres) : IClassFixtur
     }
 
     [Fact]
+    public async Task MailAuditSink_OversizedOrKindlessEvents_AreClippedOrDropped_NotAPoisonBatch()
+    {
+        await using var env = await PortalEnvironment.StartAsync(postgres: postgres);
+        var sink = new Broker.Portal.Activity.MailAuditSink(env.Portal.Services.GetRequiredService<IServiceScopeFactory>());
+        var at = DateTimeOffset.UtcNow;
+
+        // PostgreSQL enforces the column lengths (SQLite does not): one such event used to fail its
+        // whole batch on every retry.
+        await sink.HandleAsync(
+        [
+            new() { At = at, Kind = new string('k', 100), Username = new string('u', 300), RemoteIp = new string('1', 80), Detail = new string('d', 2000) },
+            new() { At = at, Kind = null!, Username = "nobody" },
+            new() { At = at, Kind = Broker.Core.Audit.AuditKinds.MailLoginDenied, Username = "eve", Detail = "reason WrongPassword" },
+        ], CancellationToken.None);
+
+        await using var scope = env.Portal.Services.CreateAsyncScope();
+        var stored = await scope.ServiceProvider.GetRequiredService<PortalDbContext>().SecurityEvents.Where(e => e.At == at).ToListAsync();
+        Assert.Equal(2, stored.Count);
+        var clipped = Assert.Single(stored, e => e.Kind.StartsWith('k'));
+        Assert.Equal((64, 256, 64, 1000), (clipped.Kind.Length, clipped.Username.Length, clipped.RemoteIp!.Length, clipped.Detail.Length));
+        Assert.Contains(stored, e => e.Username == "eve");
+    }
+
+    [Fact]
     public async Task SecurityEvents_UpdateDeleteAndTruncate_AreRefusedByTheDatabase()
     {
         await using var env = await PortalEnvironment.StartAsync(postgres: postgres);

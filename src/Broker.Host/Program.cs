@@ -37,7 +37,7 @@ if (command.Length > 0 && command[0] != "serve")
 // and every role started.
 if (command.Skip(1).FirstOrDefault() is { } extra)
 {
-    if (extra is "help" or "--help" or "-h")
+    if (CliCommands.IsHelp(extra))
     {
         Console.WriteLine(CliCommands.Usage);
         return 0;

@@ -39,51 +39,61 @@ internal static class CliCommands
                     4 credential store or portal database unreachable, 70 internal error, 130 interrupted
         """;
 
-    /// <summary>What each command takes: its positional arguments in order, and its flags (no others are accepted).</summary>
-    private static readonly Dictionary<string, (string[] Arguments, string[] Flags)> Commands = new(StringComparer.Ordinal)
+    /// <summary>
+    /// One command: its positional arguments in order, its flags (no others are accepted), and what
+    /// runs it, given the parsed flags and arguments (already checked against the first two).
+    /// </summary>
+    private sealed record Command(string[] Arguments, string[] Flags, Func<ServiceProvider, Dictionary<string, string>, List<string>, CancellationToken, Task<int>> Run);
+
+    /// <summary>Every command, by its two words: the one list for parsing, checking and running.</summary>
+    private static readonly Dictionary<string, Command> Commands = new(StringComparer.Ordinal)
     {
-        ["apikey create"] = (["NAME"], []),
-        ["apikey list"] = ([], []),
-        ["apikey delete"] = (["NAME"], []),
-        ["app-password issue"] = ([], ["user", "name", "scopes", "lifetime"]),
-        ["app-password list"] = ([], ["user"]),
-        ["app-password renew"] = ([], ["user", "id", "lifetime"]),
-        ["app-password revoke"] = ([], ["user", "id"]),
-        ["app-password revoke-all"] = ([], ["user"]),
-        ["app-password allow-networks"] = ([], ["user", "id", "networks"]),
-        ["app-password allow-countries"] = ([], ["user", "id", "countries"]),
-        ["app-password approve-network"] = ([], ["user", "id", "network"]),
-        ["user disable"] = (["USER"], []),
-        ["user enable"] = (["USER"], []),
-        ["user new-network-approval"] = (["USER", "on|off|default"], []),
-        ["user create"] = (["USER"], []),
-        ["user create-admin"] = (["USER"], []),
-        ["user enrollment-link"] = (["USER"], []),
+        ["apikey create"] = new(["NAME"], [], (s, _, p, ct) => ApiKeyCreate(s, p[0], ct)),
+        ["apikey list"] = new([], [], (s, _, _, ct) => ApiKeyList(s, ct)),
+        ["apikey delete"] = new(["NAME"], [], (s, _, p, ct) => ApiKeyDelete(s, p[0], ct)),
+        ["app-password issue"] = new([], ["user", "name", "scopes", "lifetime"], (s, f, _, ct) => Issue(s, f, ct)),
+        ["app-password list"] = new([], ["user"], (s, f, _, ct) => List(s, Flag(f, "user"), ct)),
+        ["app-password renew"] = new([], ["user", "id", "lifetime"], (s, f, _, ct) => Renew(s, f, ct)),
+        ["app-password revoke"] = new([], ["user", "id"], (s, f, _, ct) => Revoke(s, Flag(f, "user"), Id(f), ct)),
+        ["app-password revoke-all"] = new([], ["user"], async (s, f, _, ct) => Print($"revoked {await s.GetRequiredService<AppPasswordService>().RevokeAllAsync(Flag(f, "user"), ct)} app password(s)")),
+        ["app-password allow-networks"] = new([], ["user", "id", "networks"], (s, f, _, ct) => AllowNetworks(s, f, ct)),
+        ["app-password allow-countries"] = new([], ["user", "id", "countries"], (s, f, _, ct) => AllowCountries(s, f, ct)),
+        ["app-password approve-network"] = new([], ["user", "id", "network"], (s, f, _, ct) => ApproveNetwork(s, f, ct)),
+        ["user disable"] = new(["USER"], [], (s, _, p, ct) => SetDisabled(s, p[0], true, ct)),
+        ["user enable"] = new(["USER"], [], (s, _, p, ct) => SetDisabled(s, p[0], false, ct)),
+        ["user new-network-approval"] = new(["USER", "on|off|default"], [], (s, _, p, ct) => NewNetworkApproval(s, p[0], p[1], ct)),
+        ["user create"] = new(["USER"], [], (s, _, p, ct) => UserCreate(s, p[0], false, ct)),
+        ["user create-admin"] = new(["USER"], [], (s, _, p, ct) => UserCreate(s, p[0], true, ct)),
+        ["user enrollment-link"] = new(["USER"], [], (s, _, p, ct) => EnrollmentLink(s, p[0], ct)),
     };
+
+    /// <summary>A word that asks for the usage text instead of a command.</summary>
+    internal static bool IsHelp(string word) => word is "help" or "--help" or "-h";
 
     /// <summary>Exit code of a command line that cannot be run as written.</summary>
     private const int UsageExit = 2;
 
     public static async Task<int> RunAsync(string[] args, IConfiguration config, CancellationToken ct)
     {
-        if (args[0] is "help" or "--help" or "-h" || (args.Length > 1 && args[1] is "help" or "--help" or "-h"))
+        if (IsHelp(args[0]) || (args.Length > 1 && IsHelp(args[1])))
         {
             Console.WriteLine(Usage);
             return 0;
         }
 
         var name = string.Join(' ', args.Take(2));
+        Command? command;
         Dictionary<string, string> flags;
         List<string> positional;
         try
         {
-            if (!Commands.TryGetValue(name, out var shape))
+            if (!Commands.TryGetValue(name, out command))
             {
                 throw new UsageException($"unknown command '{name}'.");
             }
 
             (flags, positional) = ParseArguments(args.Skip(2));
-            CheckShape(name, shape, flags, positional);
+            CheckShape(name, command, flags, positional);
         }
         catch (HelpRequested)
         {
@@ -98,27 +108,7 @@ internal static class CliCommands
         try
         {
             await using var services = BuildServices(config);
-            return name switch
-            {
-                "apikey create" => await ApiKeyCreate(services, positional[0], ct),
-                "apikey list" => await ApiKeyList(services, ct),
-                "apikey delete" => await ApiKeyDelete(services, positional[0], ct),
-                "app-password issue" => await Issue(services, flags, ct),
-                "app-password list" => await List(services, Flag(flags, "user"), ct),
-                "app-password renew" => await Renew(services, flags, ct),
-                "app-password revoke" => await Revoke(services, Flag(flags, "user"), Id(flags), ct),
-                "app-password revoke-all" => Print($"revoked {await services.GetRequiredService<AppPasswordService>().RevokeAllAsync(Flag(flags, "user"), ct)} app password(s)"),
-                "app-password allow-networks" => await AllowNetworks(services, flags, ct),
-                "app-password allow-countries" => await AllowCountries(services, flags, ct),
-                "app-password approve-network" => await ApproveNetwork(services, flags, ct),
-                "user new-network-approval" => await NewNetworkApproval(services, positional[0], positional[1], ct),
-                "user disable" => await SetDisabled(services, positional[0], true, ct),
-                "user enable" => await SetDisabled(services, positional[0], false, ct),
-                "user create" => await UserCreate(services, positional[0], false, ct),
-                "user create-admin" => await UserCreate(services, positional[0], true, ct),
-                "user enrollment-link" => await EnrollmentLink(services, positional[0], ct),
-                _ => throw new UsageException($"unknown command '{name}'."),
-            };
+            return await command.Run(services, flags, positional, ct);
         }
         catch (UsageException ex)
         {
@@ -161,7 +151,7 @@ internal static class CliCommands
     }
 
     /// <summary>Flags and arguments the command does not take, or too few or too many arguments: refused, never ignored.</summary>
-    private static void CheckShape(string name, (string[] Arguments, string[] Flags) shape, Dictionary<string, string> flags, List<string> positional)
+    private static void CheckShape(string name, Command shape, Dictionary<string, string> flags, List<string> positional)
     {
         foreach (var flag in flags.Keys)
         {
@@ -184,7 +174,7 @@ internal static class CliCommands
         }
     }
 
-    private static string Describe((string[] Arguments, string[] Flags) shape) =>
+    private static string Describe(Command shape) =>
         shape.Arguments.Length + shape.Flags.Length == 0 ? "no arguments" : string.Join(" ", shape.Arguments.Concat(shape.Flags.Select(f => "--" + f)));
 
     /// <summary>A typo of a known flag: one is a prefix of the other, or at most two edits apart.</summary>

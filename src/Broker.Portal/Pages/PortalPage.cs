@@ -48,6 +48,13 @@ public abstract class PortalPage : PageModel
     protected void Flash(string message) => TempData["Flash"] = message;
 
     /// <summary>
+    /// Marks in the security activity a factor change that only the repair allowance of a
+    /// recovery-code sign-in permitted (no fresh check), so the user and the admins can tell it from
+    /// one made after a passkey or TOTP check. Empty otherwise.
+    /// </summary>
+    protected string RepairNote() => !Sessions.IsFresh(User) && Sessions.MayRepairFactors(User) ? " (after a recovery-code sign-in)" : string.Empty;
+
+    /// <summary>
     /// The one gate for everything that gives app passwords more reach: issuing, renewing, approving
     /// a network, widening or lifting where one may be used, turning new-network approval off. Every
     /// such write checks the same rules, so a handler cannot forget the factor policy and keep only

@@ -52,7 +52,7 @@ internal sealed class NginxAuthOptionsValidator : IValidateOptions<NginxAuthOpti
             }
         }
 
-        if (o.BackendPassword is { } secret && (secret.Length == 0 || secret.Any(c => c < 0x21 || c > 0x7E)))
+        if (o.BackendPassword is { } secret && !NginxAuthApi.IsPrintableAscii(secret))
         {
             errors.Add($"{NginxAuthOptions.SectionName}:BackendPassword must be printable ASCII without spaces (it travels in an HTTP header).");
         }

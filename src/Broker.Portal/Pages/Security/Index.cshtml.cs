@@ -247,12 +247,6 @@ public sealed class SecurityModel(
 
     private bool IsFreshMfa() => Sessions.IsFresh(User);
 
-    /// <summary>
-    /// Marks in the security activity a change that only the repair allowance permitted (no fresh
-    /// check), so the user and the admins can tell it from one made after a passkey or TOTP check.
-    /// </summary>
-    private string RepairNote() => !IsFreshMfa() && Sessions.MayRepairFactors(User) ? " (after a recovery-code sign-in)" : string.Empty;
-
     private bool LeavesEnough(FactorSummary f, bool removingPasskey)
     {
         var passkeys = f.Passkeys.Count - (removingPasskey ? 1 : 0);

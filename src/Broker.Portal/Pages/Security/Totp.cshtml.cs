@@ -73,11 +73,10 @@ public sealed class TotpModel(
 
         // The old key stops working here (ConfirmAsync overwrites it); the activity says so, and
         // whether only the repair allowance permitted the change.
-        var repairOnly = !Sessions.IsFresh(User) && Sessions.MayRepairFactors(User);
         await log.RecordAsync(
             user,
             SecurityEventKinds.TotpAdded,
-            label + (replaced is null ? string.Empty : $", replaces \"{replaced}\"") + (repairOnly ? " (after a recovery-code sign-in)" : string.Empty));
+            label + (replaced is null ? string.Empty : $", replaces \"{replaced}\"") + RepairNote());
         if (!User.HasMfa())
         {
             await Sessions.SignInAsync(user, mfa: true, "pwd", "otp");

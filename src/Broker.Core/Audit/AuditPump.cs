@@ -51,8 +51,6 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
     /// <summary>Batches taken and not yet taken by every handler, oldest first: exactly this pump's claim.</summary>
     private readonly Queue<Batch> _unsettled = new();
 
-    private int _claimed;
-
     private long _reclaimAt;
 
     private long _renewedAt;
@@ -66,6 +64,12 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
 
     /// <summary>Events taken off the outbox that some handler has not taken yet.</summary>
     public int Held => HeldBatches().Sum(b => b.Events.Count);
+
+    /// <summary>Entries in this pump's claim in Redis, as far as it knows: what the scripts check the claim against.</summary>
+    private int Claimed => _unsettled.Sum(b => b.Size);
+
+    /// <summary>A third of the lease is gone since it was last renewed: renew it before it can run out.</summary>
+    private bool LeaseRenewalDue => Environment.TickCount64 - _renewedAt >= (long)Lease.TotalMilliseconds / 3;
 
     /// <summary>
     /// Puts back the claims of dead pumps (every <see cref="ReclaimInterval"/>), offers held
@@ -92,7 +96,7 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
 
     private async Task<int> TakeAsync(CancellationToken ct)
     {
-        var claim = await outbox.ClaimAsync(_id, _claimed, BatchSize, Lease, ct);
+        var claim = await outbox.ClaimAsync(_id, Claimed, BatchSize, Lease, ct);
         if (claim is null)
         {
             await ResetAsync();
@@ -107,7 +111,6 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
         _renewedAt = Environment.TickCount64;
         var batch = new Batch(++_taken, claim.Events, claim.Size);
         _unsettled.Enqueue(batch);
-        _claimed += claim.Size;
         foreach (var handler in _handlers)
         {
             if (batch.Events.Count == 0)
@@ -155,12 +158,12 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
         }
 
         // Renewed well before it runs out, not on every poll: each renewal is a write.
-        if (count == 0 && (_claimed == 0 || Environment.TickCount64 - _renewedAt < (long)Lease.TotalMilliseconds / 3))
+        if (count == 0 && (Claimed == 0 || !LeaseRenewalDue))
         {
             return;
         }
 
-        if (!await outbox.SettleAsync(_id, _claimed, count, Lease, ct))
+        if (!await outbox.SettleAsync(_id, Claimed, count, Lease, ct))
         {
             await ResetAsync();
             return;
@@ -171,7 +174,6 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
             _unsettled.Dequeue();
         }
 
-        _claimed -= count;
         _renewedAt = Environment.TickCount64;
     }
 
@@ -182,7 +184,7 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
     /// </summary>
     private async Task ResetAsync()
     {
-        Log.ClaimLost(logger, _claimed);
+        Log.ClaimLost(logger, Claimed);
         await ReleaseAsync();
     }
 
@@ -195,7 +197,7 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
 
         // After a stall past the lease another pump may have put these batches back and delivered
         // them already: check the claim is still this pump's before delivering them again.
-        if (!await outbox.SettleAsync(_id, _claimed, 0, Lease, ct))
+        if (!await outbox.SettleAsync(_id, Claimed, 0, Lease, ct))
         {
             await ResetAsync();
             return;
@@ -246,14 +248,14 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
     /// </summary>
     private async Task RenewLeaseIfDueAsync(CancellationToken ct)
     {
-        if (_claimed == 0 || Environment.TickCount64 - _renewedAt < (long)Lease.TotalMilliseconds / 3)
+        if (Claimed == 0 || !LeaseRenewalDue)
         {
             return;
         }
 
         try
         {
-            if (await outbox.SettleAsync(_id, _claimed, 0, Lease, ct))
+            if (await outbox.SettleAsync(_id, Claimed, 0, Lease, ct))
             {
                 _renewedAt = Environment.TickCount64;
             }
@@ -271,7 +273,6 @@ public sealed partial class AuditPump(AuditOutbox outbox, IEnumerable<IAuditSink
     {
         _held.Clear();
         _unsettled.Clear();
-        _claimed = 0;
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));

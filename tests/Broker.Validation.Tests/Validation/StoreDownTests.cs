@@ -21,6 +21,13 @@ public sealed class StoreDownTests
         var user = "bob@example.com";
         var issued = await app.AppPasswords.IssueAsync(user, "A", ["imap"], null);
         var body = new { username = user, password = issued.Secret, service = "imap" };
+        // The 1-second operation timeout is for the outage below; on a busy machine the role's first
+        // connection to Redis can take longer, so the "before" waits until the role reports ready.
+        for (var i = 0; i < 100 && (await client.GetAsync("/health/ready")).StatusCode != HttpStatusCode.OK; i++)
+        {
+            await Task.Delay(100);
+        }
+
         using (var before = await client.PostAsJsonAsync("/v1/validate", body))
         {
             Assert.Equal(HttpStatusCode.OK, before.StatusCode);

@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using Broker.Portal.Accounts;
 using Broker.Portal.Data;
 using Microsoft.AspNetCore.Identity;
@@ -19,16 +20,20 @@ public abstract class PortalPage : PageModel
     protected virtual bool ChecksAccount => true;
 
     /// <summary>
-    /// Ends the session of a disabled or deleted account at its next request. Disabling changes the
-    /// security stamp, but the cookie is compared with it only once a minute; within that minute the
-    /// old session could otherwise still issue, renew or approve app passwords and step up. The
-    /// account is loaded here anyway for most pages, and the handler's own look-up reuses it.
+    /// Ends the session of a disabled or deleted account, or one whose security stamp changed since
+    /// the cookie was issued, at its next request. Disable, factor reset, sign out everywhere and a
+    /// new password all change the stamp, but the cookie is compared with it only once a minute;
+    /// within that minute the old session could otherwise still issue, renew or approve app
+    /// passwords, step up (which re-issues the cookie with the new stamp, so it would never end), or,
+    /// after a factor reset, enroll a factor of its own without any check, since the account then
+    /// has none. The account is loaded here anyway for most pages, and the handler's own look-up
+    /// reuses it.
     /// </summary>
     public override async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(next);
-        if (ChecksAccount && User.Identity?.IsAuthenticated == true && await Users.GetUserAsync(User) is not { DisabledAt: null })
+        if (ChecksAccount && User.Identity?.IsAuthenticated == true && !await IsCurrentSessionAsync())
         {
             await Sessions.SignOutAsync();
             context.Result = RedirectToPage("/Account/Login");
@@ -37,6 +42,10 @@ public abstract class PortalPage : PageModel
 
         await base.OnPageHandlerExecutionAsync(context, next);
     }
+
+    private async Task<bool> IsCurrentSessionAsync() =>
+        await Users.GetUserAsync(User) is { DisabledAt: null } user
+        && string.Equals(User.FindFirstValue(Users.Options.ClaimsIdentity.SecurityStampClaimType), await Users.GetSecurityStampAsync(user), StringComparison.Ordinal);
 
     protected async Task<PortalUser> CurrentUserAsync() =>
         await Users.GetUserAsync(User) ?? throw new InvalidOperationException("The signed-in account no longer exists.");

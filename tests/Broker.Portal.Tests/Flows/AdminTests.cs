@@ -129,6 +129,50 @@ public sealed class AdminTests
         Assert.DoesNotContain("Re-verified identity", (await admin.Client.GetAsync("/Admin/Audit?user=dora")).TextOf("audit-events"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ResetFactors_OpenSessionOfTheUser_CannotEnrollAFactorOfItsOwnWithinTheStampInterval()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        // The session of whoever planted a factor on the account: the reason for the reset.
+        var user = await env.EnrollWithTotpAsync("otto");
+        // The cookie is revalidated (and re-issued) now, so the reset below falls inside the one-minute
+        // interval in which the stale cookie is not compared with the security stamp.
+        env.Time.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal("/Security", (await user.Client.GetAsync("/Security")).Url);
+
+        var users = await admin.Client.GetAsync("/Admin/Users");
+        await admin.Client.PostAsync("/Admin/Users", "ResetFactors", [new("Id", IdOf(users.Html, "otto")), new("Reason", "unknown passkey")], users.AntiforgeryToken());
+        env.Time.Advance(TimeSpan.FromSeconds(10));
+
+        // The account has no factor now, so a session could add one without any check; the old one
+        // must be over instead, as sign out everywhere and a new password end the others.
+        var setup = await user.Client.GetAsync("/Security/Totp");
+        Assert.Equal("/Account/Login", setup.Url.Split('?')[0]);
+        Assert.DoesNotContain("totp-key", setup.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SignOutEverywhere_OtherSessionsEndAtTheirNextRequest_NotAMinuteLater()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("ute");
+        using var other = await env.SignInWithTotpAsync(user);
+        env.Time.Advance(TimeSpan.FromMinutes(2));
+        var stepUp = await other.GetAsync("/Account/StepUp?returnUrl=/AppPasswords");
+        Assert.Equal("/Account/StepUp", stepUp.Url.Split('?')[0]);
+
+        var security = await user.Client.GetAsync("/Security");
+        await user.Client.PostAsync("/Security", "SignOutEverywhere", [], security.AntiforgeryToken());
+        env.Time.Advance(TimeSpan.FromSeconds(10));
+
+        // A step-up re-issues the cookie with the account's new stamp: it would outlive the sign-out.
+        var step = await other.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", "/AppPasswords")], stepUp.AntiforgeryToken(), follow: false);
+        Assert.Equal("/Account/Login", step.Location);
+        env.Time.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal("/Account/Login", (await other.GetAsync("/AppPasswords")).Url.Split('?')[0]);
+    }
+
     private static string IdOf(string html, string username)
     {
         var row = html[html.IndexOf($"<strong>{username}</strong>", StringComparison.Ordinal)..];

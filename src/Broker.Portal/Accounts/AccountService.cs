@@ -29,6 +29,12 @@ public sealed class AccountService(
     IOptions<PortalOptions> options,
     PortalPolicy policy)
 {
+    /// <summary>
+    /// The longest password the sign-in page checks (longer ones are refused before any hashing);
+    /// enrollment refuses the same, or it would set a password that can never be used.
+    /// </summary>
+    public const int MaximumPasswordLength = 1024;
+
     /// <summary>Creates an account without a password and returns its one-time enrollment link.</summary>
     public async Task<(PortalUser User, string Link)> CreateAsync(string username, bool isAdmin, string? actor)
     {
@@ -87,6 +93,11 @@ public sealed class AccountService(
     /// <summary>Sets the password chosen on the enrollment page and burns the token.</summary>
     public async Task<IdentityResult> CompleteEnrollmentAsync(PortalUser user, string password)
     {
+        if (password.Length > MaximumPasswordLength)
+        {
+            return IdentityResult.Failed(new IdentityError { Code = "PasswordTooLong", Description = $"The password must be at most {MaximumPasswordLength} characters." });
+        }
+
         if (await users.HasPasswordAsync(user))
         {
             var removed = await users.RemovePasswordAsync(user);

@@ -49,6 +49,27 @@ public sealed class EnrollmentAndAppPasswordTests
     }
 
     [Fact]
+    public async Task Enroll_PasswordLongerThanSignInAccepts_IsRefused_TheLongestAllowedSignsIn()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var link = await env.CreateUserAsync("bert");
+        var token = link.Split("token=")[1];
+        using var client = env.NewClient();
+        var page = await client.GetAsync(link);
+        var tooLong = new string('x', 1024) + "y";
+        var refused = await client.PostAsync(page.Url, null, [new("Token", token), new("Password", tooLong), new("Confirm", tooLong)], page.AntiforgeryToken());
+        Assert.Contains("at most 1024 characters", refused.Html, StringComparison.Ordinal);
+
+        // The link still works, and the longest password it accepts is one the sign-in page accepts.
+        var longest = string.Concat(Enumerable.Repeat("horse battery ", 80))[..1024];
+        var enrolled = await client.PostAsync(page.Url, null, [new("Token", token), new("Password", longest), new("Confirm", longest)], refused.AntiforgeryToken());
+        Assert.Equal("/Security", enrolled.Url);
+        using var other = env.NewClient();
+        var signedIn = await other.SubmitAsync("/Account/Login", "Password", [new("Username", "bert"), new("Password", longest)]);
+        Assert.Equal("/Security", signedIn.Url);
+    }
+
+    [Fact]
     public async Task PasswordOnlySession_CannotIssueAppPasswords()
     {
         await using var env = await PortalEnvironment.StartAsync();

@@ -31,7 +31,7 @@ public sealed class LoginModel(
     {
         ReturnUrl = returnUrl;
         Username = username;
-        if (!Broker.Core.Users.Username.TryNormalize(username, out var normalized) || string.IsNullOrEmpty(password) || password.Length > 1024)
+        if (!Broker.Core.Users.Username.TryNormalize(username, out var normalized) || string.IsNullOrEmpty(password) || password.Length > AccountService.MaximumPasswordLength)
         {
             return Fail("input");
         }

@@ -26,16 +26,14 @@ public sealed class MailAuditSink(IServiceScopeFactory scopes) : IAuditSink
             db.SecurityEvents.Add(new SecurityEvent
             {
                 UserId = e.Username is not null && ids.TryGetValue(e.Username, out var id) ? id : null,
-                Username = Clip(e.Username ?? string.Empty, 256),
+                Username = Columns.Clip(e.Username ?? string.Empty, 256),
                 At = e.At,
-                Kind = Clip(e.Kind, 64),
-                Detail = Clip(detail, 1000),
-                RemoteIp = e.RemoteIp is null ? null : Clip(e.RemoteIp, 64),
+                Kind = Columns.Clip(e.Kind, 64),
+                Detail = Columns.Clip(detail, 1000),
+                RemoteIp = e.RemoteIp is null ? null : Columns.Clip(e.RemoteIp, 64),
             });
         }
 
         await db.SaveChangesAsync(ct);
     }
-
-    private static string Clip(string value, int length) => value.Length > length ? value[..length] : value;
 }

@@ -104,6 +104,26 @@ public sealed class PostgresPortalTests(PostgresCluster postgres) : IClassFixtur
     }
 
     [Fact]
+    public async Task NamesAndDetailsClippedWithAnEmojiAtTheCut_AreStored_NotAServerErrorOrAPoisonBatch()
+    {
+        await using var env = await PortalEnvironment.StartAsync(postgres: postgres);
+        // 101 UTF-16 units, the last two one emoji: cut at 100, a lone half of it would be left,
+        // which PostgreSQL's driver refuses (the enrollment answered 500).
+        await env.EnrollWithTotpAsync("ines", totpName: new string('n', 99) + "\U0001F4F1");
+        var sink = new Broker.Portal.Activity.MailAuditSink(env.Portal.Services.GetRequiredService<IServiceScopeFactory>());
+        var at = DateTimeOffset.UtcNow;
+        await sink.HandleAsync(
+            [new() { At = at, Kind = Broker.Core.Audit.AuditKinds.MailLoginDenied, Username = new string('u', 255) + "\U0001F600", Detail = new string('d', 999) + "\U0001F600" }],
+            CancellationToken.None);
+
+        await using var scope = env.Portal.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        Assert.Equal(new string('n', 99), (await db.Users.SingleAsync(u => u.UserName == "ines")).TotpName);
+        var stored = await db.SecurityEvents.SingleAsync(e => e.At == at);
+        Assert.Equal((new string('u', 255), new string('d', 999)), (stored.Username, stored.Detail));
+    }
+
+    [Fact]
     public async Task SecurityEvents_UpdateDeleteAndTruncate_AreRefusedByTheDatabase()
     {
         await using var env = await PortalEnvironment.StartAsync(postgres: postgres);

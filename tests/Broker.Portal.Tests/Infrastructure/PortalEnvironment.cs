@@ -97,7 +97,7 @@ public sealed class PortalEnvironment : IAsyncDisposable
     }
 
     /// <summary>Enrolls from the link: password, then an authenticator app. Returns the signed-in user.</summary>
-    public async Task<EnrolledUser> EnrollWithTotpAsync(string username, bool admin = false)
+    public async Task<EnrolledUser> EnrollWithTotpAsync(string username, bool admin = false, string totpName = "Phone app")
     {
         var link = await CreateUserAsync(username, admin);
         var client = NewClient();
@@ -108,7 +108,7 @@ public sealed class PortalEnvironment : IAsyncDisposable
 
         var totpPage = await client.GetAsync("/Security/Totp");
         var key = totpPage.TextOf("totp-key").Replace(" ", string.Empty, StringComparison.Ordinal);
-        var done = await client.PostAsync("/Security/Totp", null, [new("Code", NextCode(key)), new("Name", "Phone app"), new("Pending", totpPage.HiddenValue("Pending")!)], totpPage.AntiforgeryToken());
+        var done = await client.PostAsync("/Security/Totp", null, [new("Code", NextCode(key)), new("Name", totpName), new("Pending", totpPage.HiddenValue("Pending")!)], totpPage.AntiforgeryToken());
         var codes = done.RecoveryCodes();
         Assert.Equal(10, codes.Count);
         return new EnrolledUser(username, key, codes, client);

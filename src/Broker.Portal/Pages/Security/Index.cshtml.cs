@@ -274,6 +274,6 @@ public sealed class SecurityModel(
     private static string Clean(string? name, string fallback)
     {
         var s = new string((name ?? string.Empty).Where(c => !char.IsControl(c)).ToArray()).Trim();
-        return s.Length == 0 ? fallback : s.Length > 100 ? s[..100] : s;
+        return s.Length == 0 ? fallback : Columns.Clip(s, 100);
     }
 }

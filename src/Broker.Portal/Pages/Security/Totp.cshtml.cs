@@ -62,7 +62,7 @@ public sealed class TotpModel(
         }
 
         var replaced = user.TotpName;
-        var label = string.IsNullOrWhiteSpace(name) ? "Authenticator app" : new string(name.Where(c => !char.IsControl(c)).Take(100).ToArray()).Trim();
+        var label = string.IsNullOrWhiteSpace(name) ? "Authenticator app" : Columns.Clip(new string(name.Where(c => !char.IsControl(c)).Take(101).ToArray()), 100).Trim();
         if (!await totp.ConfirmAsync(user, key, code, label))
         {
             // Same key again: the user has scanned it already and only mistyped or was too slow.

@@ -156,6 +156,17 @@ internal sealed class PortalOptionsValidator(IOptions<NotificationOptions> notif
             errors.Add($"{p}:StepUpWindow must be between 30 seconds and 1 hour; got {o.StepUpWindow}.");
         }
 
+        // Zero or less locks an account until "now": the count starts again at once and guessing never pauses.
+        if (o.LockoutDuration <= TimeSpan.Zero || o.LockoutDuration > TimeSpan.FromDays(30))
+        {
+            errors.Add($"{p}:LockoutDuration must be more than zero and at most 30 days; got {o.LockoutDuration}.");
+        }
+
+        if (o.SessionLifetime < TimeSpan.FromMinutes(1) || o.SessionLifetime > TimeSpan.FromDays(30))
+        {
+            errors.Add($"{p}:SessionLifetime must be between 1 minute and 30 days; got {o.SessionLifetime}.");
+        }
+
         if (o.EnrollmentLinkLifetime < TimeSpan.FromMinutes(5) || o.EnrollmentLinkLifetime > TimeSpan.FromDays(30))
         {
             errors.Add($"{p}:EnrollmentLinkLifetime must be between 5 minutes and 30 days.");

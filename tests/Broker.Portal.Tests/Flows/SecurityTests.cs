@@ -74,6 +74,20 @@ public sealed class SecurityTests
     }
 
     [Fact]
+    public async Task Startup_LockoutThatNeverPausesOrSessionsThatCannotLast_Fail()
+    {
+        // A lockout of zero ended as it began: the count started again at once, guessing never paused.
+        var failure = await SelfRegistrationTests.StartupFailureAsync(new()
+        {
+            ["Broker:Portal:LockoutDuration"] = "00:00:00",
+            ["Broker:Portal:SessionLifetime"] = "-00:10:00",
+        });
+
+        Assert.Contains(failure.Failures, f => f.Contains("Broker:Portal:LockoutDuration must be more than zero and at most 30 days", StringComparison.Ordinal));
+        Assert.Contains(failure.Failures, f => f.Contains("Broker:Portal:SessionLifetime must be between 1 minute and 30 days", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Login_RepeatedFailures_LockTheAccount()
     {
         // Identity's lockout runs on the real clock, so the test uses a short lockout and waits it out.

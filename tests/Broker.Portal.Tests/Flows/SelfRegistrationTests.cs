@@ -380,7 +380,7 @@ public sealed partial class SelfRegistrationTests
     }
 
     /// <summary>Starts the portal the way the tests do and returns the start-up validation failure.</summary>
-    private static async Task<OptionsValidationException> StartupFailureAsync(Dictionary<string, string?> settings)
+    internal static async Task<OptionsValidationException> StartupFailureAsync(Dictionary<string, string?> settings)
     {
         var dir = Path.Combine(Path.GetTempPath(), "broker-portal-" + Guid.NewGuid().ToString("N")[..12]);
         var config = BrokerApps.BaseConfig("127.0.0.1:1,connectTimeout=200,abortConnect=false");

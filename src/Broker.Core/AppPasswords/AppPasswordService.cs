@@ -317,6 +317,30 @@ public sealed partial class AppPasswordService(
             return ValidationOutcome.Deny(DenyReason.Malformed, owner);
         }
 
+        if (hash is not null && !policyStore.Loaded)
+        {
+            // The organisation's new-network approval default may be an admin override kept in
+            // Redis. A validator that started while the store was down has not read it yet, and
+            // deciding on the configured default would let (and remember) networks the owner was
+            // meant to approve: undecided until it is read, like unknown caller keys.
+            try
+            {
+                await Run(async _ =>
+                {
+                    await policyStore.EnsureLoadedAsync(ct);
+                    return policyStore.Loaded;
+                }, ct);
+            }
+            catch (StoreUnavailableException)
+            {
+            }
+
+            if (!policyStore.Loaded)
+            {
+                return ValidationOutcome.Unavailable;
+            }
+        }
+
         RedisKey[] userKeys =
         [
             keys.Credential(owner, hash ?? "-"), keys.UserMeta(owner),

@@ -71,8 +71,13 @@ public sealed partial class PolicyStore(
 
     private volatile EffectivePolicy? _current;
 
+    private volatile bool _read;
+
     /// <summary>The policy in force (configuration until the first successful read of the overrides).</summary>
     public EffectivePolicy Current => _current ?? FromConfiguration();
+
+    /// <summary>Whether the overrides have been read at least once; until then <see cref="Current"/> may not be the admin's policy.</summary>
+    public bool Loaded => _read;
 
     /// <summary>
     /// Validates and stores new policy values, then refreshes <see cref="Current"/>. Throws
@@ -129,7 +134,7 @@ public sealed partial class PolicyStore(
     /// Reads the overrides once when this process has not read them yet: short-lived processes
     /// (the CLI) run no background refresh and must still apply the admin's policy.
     /// </summary>
-    public Task EnsureLoadedAsync(CancellationToken ct = default) => _current is null ? RefreshAsync(ct) : Task.CompletedTask;
+    public Task EnsureLoadedAsync(CancellationToken ct = default) => _read ? Task.CompletedTask : RefreshAsync(ct);
 
     /// <summary>Re-reads the overrides; on failure (or an unusable stored value) keeps the previous policy.</summary>
     public async Task RefreshAsync(CancellationToken ct = default)
@@ -146,6 +151,9 @@ public sealed partial class PolicyStore(
         }
 
         var next = Overlay(entries.ToDictionary(e => (string)e.Name!, e => (string?)e.Value));
+        // Read, usable or not: an unusable override is logged and keeps the previous policy (at
+        // first, the configuration) rather than leaving validation undecided for good.
+        _read = true;
         if (next is null)
         {
             Log.Unusable(logger);

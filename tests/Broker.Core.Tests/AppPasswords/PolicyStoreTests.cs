@@ -172,14 +172,45 @@ public sealed class PolicyStoreTests(RedisFixture redis) : AppPasswordStoreBase,
         Assert.Equal(TimeSpan.FromDays(14), policy.Current.MaximumLifetime);
     }
 
+    [Fact]
+    public async Task ValidateAsync_InAValidatorThatHasNotReadTheOverridesYet_StillHoldsNewNetworksForApproval()
+    {
+        // The organisation default is off in configuration and on by the admin's override.
+        await Policy.SetAsync(Settings() with { RequireApprovalForNewNetworks = true }, "root");
+        var pepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        await using var portal = await CoreServices.StartAsync(RedisConfiguration, pepper);
+        var issued = await portal.Services.GetRequiredService<AppPasswordService>().IssueAsync(User, "Laptop", ["imap"], null, approvedFromIp: "10.1.1.5");
+        // A validator whose background refresh has not read the overrides yet (it started while the store was down).
+        await using var validator = await CoreServices.StartAsync(RedisConfiguration, pepper);
+        var store = validator.Services.GetRequiredService<AppPasswordService>();
+
+        var outcome = await store.ValidateAsync(User, issued.Secret, new ValidationContext("imap", "10.2.2.2", null));
+
+        Assert.Equal(ValidationResult.ApprovalRequired, outcome.Result);
+        Assert.DoesNotContain("10.2.2.0/24", Assert.Single(await store.ListAsync(User)).Networks);
+    }
+
+    [Fact]
+    public async Task ValidateAsync_OverridesNeverReadAndTheStoreDown_IsATemporaryFailure()
+    {
+        var server = await RedisServer.StartAsync();
+        await using var validator = await CoreServices.StartAsync(server.Configuration);
+        var store = validator.Services.GetRequiredService<AppPasswordService>();
+        await server.DisposeAsync();
+
+        var outcome = await store.ValidateAsync(User, AppPasswordFormat.Generate(), new ValidationContext("imap", "10.2.2.2", null));
+
+        Assert.Equal(ValidationResult.Unavailable, outcome.Result);
+    }
+
     /// <summary>A second set of core services (another instance) on a given Redis.</summary>
     private sealed class CoreServices(ServiceProvider services) : IAsyncDisposable
     {
         public IServiceProvider Services => services;
 
-        public static Task<CoreServices> StartAsync(string redisConfiguration)
+        public static Task<CoreServices> StartAsync(string redisConfiguration, string? pepper = null)
         {
-            var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(redisConfiguration)).Build();
+            var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(redisConfiguration, pepper)).Build();
             var collection = new ServiceCollection();
             collection.AddSingleton<IConfiguration>(config);
             collection.AddLogging();

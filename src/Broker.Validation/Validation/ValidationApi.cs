@@ -88,7 +88,7 @@ public static class ValidationApi
         {
             // Where, never what: the reader's own message can quote the offending character, and
             // that character may be part of the password.
-            return (null, $"The body is not valid JSON for this API (at {ex.Path ?? "$"}, line {ex.LineNumber ?? 0}, byte {ex.BytePositionInLine ?? 0}).");
+            return (null, $"The body is not valid JSON for this API (at {ex.Path ?? "$"}, line {ex.LineNumber ?? 0}, byte {ex.BytePositionInLine ?? 0}): broken syntax, a field of the wrong type, or a field named twice.");
         }
     }
 

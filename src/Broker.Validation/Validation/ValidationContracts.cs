@@ -57,7 +57,10 @@ public sealed record ValidateResponse
     public static ValidateResponse TempFail { get; } = new() { Result = "tempfail" };
 }
 
-[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, AllowTrailingCommas = false, MaxDepth = 4)]
+// A field named twice (or in two spellings: names match case-insensitively) is refused, not
+// decided by the last one: another reader of the same body (a proxy, the caller's own log) may
+// take the first, and "service" or "remoteIp" repeated must not change which checks apply.
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, AllowTrailingCommas = false, MaxDepth = 4, AllowDuplicateProperties = false)]
 [JsonSerializable(typeof(ValidateRequest))]
 [JsonSerializable(typeof(ValidateResponse))]
 internal sealed partial class ValidationJsonContext : JsonSerializerContext;

@@ -204,6 +204,23 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
         Assert.Contains(reason, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("\"service\":\"pop3\",\"service\":\"imap\"")]
+    [InlineData("\"service\":\"pop3\",\"Service\":\"imap\"")]
+    [InlineData("\"service\":\"imap\",\"remoteIp\":\"192.0.2.1\",\"REMOTEIP\":\"198.51.100.1\"")]
+    public async Task FieldNamedTwice_Returns400_NotTheLastOneWins(string fields)
+    {
+        var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
+
+        using var response = await ValidateRaw($"{{\"username\":\"{_user}\",\"password\":\"{issued.Secret}\",{fields}}}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var detail = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString();
+        Assert.Contains("named twice", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(issued.Secret, detail, StringComparison.Ordinal);
+        Assert.Null(Assert.Single(await _app.AppPasswords.ListAsync(_user)).LastUsed);
+    }
+
     [Fact]
     public async Task BrokenJson_TheReasonSaysWhere_NeverQuotesTheBody()
     {

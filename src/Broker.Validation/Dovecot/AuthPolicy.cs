@@ -138,7 +138,10 @@ public sealed partial class SourceFailurePolicy(IConnectionMultiplexer redis, Re
             return new AuthPolicyVerdict(-1, o.RejectMessage);
         }
 
-        var failures = (long?)await redis.GetDatabase().StringGetAsync(Key(request.Remote)).WaitAsync(redisOptions.Value.OperationTimeout, ct) ?? 0;
+        var stored = await redis.GetDatabase().StringGetAsync(Key(request.Remote)).WaitAsync(redisOptions.Value.OperationTimeout, ct);
+        // Only INCR writes this key; anything else means the store is not what Broker wrote: no
+        // decision (the endpoint answers 503), not an unhandled cast.
+        var failures = stored.IsNull ? 0 : stored.TryParse(out long n) ? n : throw new RedisException("An auth-policy failure counter is not a number.");
         // The same exemption for the address counter: one bad actor behind an office NAT must not lock
         // everyone there out. Guessing at that user from there still meets Broker's user × network limit.
         if (failures < o.FailureThreshold || await store.IsKnownNetworkAsync(request.Remote.ToString(), request.Login, ct))

@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Broker.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Validation.Tests.Abuse;
 
@@ -83,6 +84,21 @@ public sealed class PolicyThrottlingTests(RedisFixture redis) : IClassFixture<Re
         Assert.Equal(0, (await AskAsync(client, "100.64.20.9", login: user)).GetProperty("status").GetInt32());
         // Known-good is per network: the colleague's network elsewhere is not.
         Assert.False(await app.AppPasswords.IsKnownNetworkAsync("100.64.21.9", user));
+    }
+
+    [Fact]
+    public async Task Policy_CorruptAddressCounter_IsATemporaryFailure_NeverAServerError()
+    {
+        await using var app = await BrokerApps.StartValidationAsync(BrokerApps.BaseConfig(redis.Server.Configuration));
+        using var client = app.CreateClient();
+        // Only INCR writes this key; anything else means the store is not what Broker wrote.
+        var redisConnection = app.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>();
+        await redisConnection.GetDatabase().StringSetAsync("broker:policy:fail:100.64.30.9", "not-a-number");
+
+        using var response = await client.PostAsJsonAsync("/v1/dovecot/policy?command=allow", new { login = "victim@example.com", remote = "100.64.30.9" });
+
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(0, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("status").GetInt32());
     }
 
     private static async Task<JsonElement> AskAsync(HttpClient client, string remote, string login = "victim@example.com")

@@ -209,11 +209,11 @@ internal static class CliCommands
     }
 
     /// <summary>The portal database (SQLite or PostgreSQL) failed: not reachable, not writable, not a database.</summary>
-    private static bool IsDatabaseFailure(Exception ex) =>
+    internal static bool IsDatabaseFailure(Exception ex) =>
         ex is System.Data.Common.DbException or Microsoft.EntityFrameworkCore.DbUpdateException
         || ex.InnerException is System.Data.Common.DbException;
 
-    private static string DatabaseMessage(Exception ex) =>
+    internal static string DatabaseMessage(Exception ex) =>
         (ex as System.Data.Common.DbException ?? ex.InnerException as System.Data.Common.DbException ?? ex).Message;
 
     private static ServiceProvider BuildServices(IConfiguration config)

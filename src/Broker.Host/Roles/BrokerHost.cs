@@ -26,10 +26,38 @@ internal static class BrokerHost
             return 2;
         }
 
+        // Checked before anything starts: Kestrel would take an empty URL for its default
+        // (localhost:5000) and stop on a bad one with a stack trace.
+        foreach (var role in roles)
+        {
+            if (ListenUrlProblem(options, role) is { } problem)
+            {
+                await Console.Error.WriteLineAsync($"error: {problem}");
+                return 3;
+            }
+        }
+
         // A gateway alone holds no credentials; every other role needs the store.
         var needsStore = roles.Any(r => r != "gateway");
+        if (needsStore && string.IsNullOrWhiteSpace(config["Redis:Configuration"]) && options.EmbeddedRedisPort is < 1 or > 65535)
+        {
+            await Console.Error.WriteLineAsync($"error: Broker:EmbeddedRedisPort must be a port from 1 to 65535; got {options.EmbeddedRedisPort}.");
+            return 3;
+        }
+
         var overrides = new Dictionary<string, string?>();
-        using var embedded = needsStore ? StartEmbeddedStoreIfNeeded(config, options, overrides) : null;
+        EmbeddedGarnet? started;
+        try
+        {
+            started = needsStore ? StartEmbeddedStoreIfNeeded(config, options, overrides) : null;
+        }
+        catch (Exception ex) when (EmbeddedStoreFailure(ex, options) is { } message)
+        {
+            await Console.Error.WriteLineAsync($"error: {message}");
+            return 3;
+        }
+
+        using var embedded = started;
         if (roles.Contains("gateway") && roles.Contains("validation") && config.GetSection("Broker:Gateway:ValidationDestinations").GetChildren().Any() == false)
         {
             overrides["Broker:Gateway:ValidationDestinations:local"] = options.Urls["validation"];
@@ -46,12 +74,14 @@ internal static class BrokerHost
         }
 
         var apps = new List<WebApplication>();
+        var starting = string.Empty;
         try
         {
             // The gateway last, and built last too: YARP starts its active health probes as soon as
             // its routes are mapped, and they should find the other roles already listening.
             foreach (var role in BrokerHostOptions.KnownRoles.Where(roles.Contains).OrderBy(r => r == "gateway"))
             {
+                starting = role;
                 var app = Build(role, roles, args, options, overrides);
                 apps.Add(app);
                 await app.StartAsync(ct);
@@ -65,6 +95,17 @@ internal static class BrokerHost
             }
 
             return 3;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return 130;
+        }
+        catch (Exception ex)
+        {
+            // Never an unhandled exception (exit 134 and a stack trace): what failed, and the setting to look at.
+            var (message, code) = StartFailure(ex, starting);
+            await Console.Error.WriteLineAsync($"error: {message}");
+            return code;
         }
 
         if (embedded is not null)
@@ -108,6 +149,54 @@ internal static class BrokerHost
         return garnet;
     }
 
+    /// <summary>Why a role's listen URL cannot be used, naming the setting; null when it can.</summary>
+    internal static string? ListenUrlProblem(BrokerHostOptions options, string role)
+    {
+        if (!options.Urls.TryGetValue(role, out var url) || string.IsNullOrWhiteSpace(url))
+        {
+            return $"Broker:Urls:{role} is not set (e.g. http://127.0.0.1:5080).";
+        }
+
+        try
+        {
+            // Kestrel's own parser, so that whatever Kestrel accepts (http://*:5080, http://unix:/run/broker.sock) is accepted here.
+            var address = BindingAddress.Parse(url);
+            if (address.IsUnixPipe || address.Port is >= 0 and <= 65535)
+            {
+                return null;
+            }
+        }
+        catch (FormatException)
+        {
+        }
+
+        return $"Broker:Urls:{role} is not a listen URL such as http://127.0.0.1:5080; got '{url}'.";
+    }
+
+    /// <summary>What to tell the operator when the embedded store cannot start; null for a failure not foreseen.</summary>
+    private static string? EmbeddedStoreFailure(Exception ex, BrokerHostOptions options) => ex switch
+    {
+        IOException or UnauthorizedAccessException =>
+            $"cannot use the data directory {Path.GetFullPath(options.DataDirectory)} (Broker:DataDirectory): {ex.Message}",
+        Garnet.common.GarnetException { InnerException: System.Net.Sockets.SocketException socket } =>
+            $"the embedded Garnet cannot listen on 127.0.0.1:{options.EmbeddedRedisPort} (Broker:EmbeddedRedisPort): {socket.SocketErrorCode}. "
+            + "Is another broker using this port? Stop it, or choose another port (the CLI needs the same setting), or set Redis:Configuration.",
+        _ => null,
+    };
+
+    /// <summary>A role that did not start: the message, naming the setting when it is known, and the exit code.</summary>
+    internal static (string Message, int ExitCode) StartFailure(Exception ex, string role) => ex switch
+    {
+        // Kestrel: the port is taken, or not ours to bind (below 1024 without the capability).
+        IOException { InnerException: not null } when ex.Message.StartsWith("Failed to bind to address", StringComparison.Ordinal) =>
+            ($"the {role} role cannot listen: {ex.Message.TrimEnd('.')} (Broker:Urls:{role}{(role == "gateway" ? " or Kestrel:Endpoints" : string.Empty)}). Is another broker running with the same settings?", 3),
+        _ when Cli.CliCommands.IsDatabaseFailure(ex) =>
+            ($"the {role} role cannot use the portal database (Broker:Portal:DatabaseProvider, Broker:Portal:ConnectionString, Broker:DataDirectory): {Cli.CliCommands.DatabaseMessage(ex)}", 4),
+        IOException or UnauthorizedAccessException =>
+            ($"the {role} role cannot start: {ex.Message} (check Broker:DataDirectory and the paths under Broker:Portal and Broker:Pepper)", 3),
+        _ => ($"the {role} role cannot start: unexpected {ex.GetType().Name}: {ex.Message} (this is a bug in broker; please report it)", 70),
+    };
+
     /// <summary>
     /// When Broker:Portal:PublicOrigin is not set: the gateway's URL, since browsers reach the portal
     /// through it. Passkeys need a host name, so a loopback address becomes localhost.
@@ -134,7 +223,7 @@ internal static class BrokerHost
         builder.Configuration.AddInMemoryCollection([new("Broker:Role", role)]);
         // The slim builder leaves out HTTPS configuration from Kestrel:Endpoints; TLS between Dovecot and Broker needs it.
         builder.WebHost.UseKestrelHttpsConfiguration();
-        builder.WebHost.UseUrls(options.Urls.TryGetValue(role, out var url) ? url : throw new InvalidOperationException($"Broker:Urls:{role} is not set."));
+        builder.WebHost.UseUrls(options.Urls[role]);
         builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(k =>
         {
             k.AddServerHeader = false;

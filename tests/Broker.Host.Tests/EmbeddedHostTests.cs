@@ -90,6 +90,21 @@ public sealed partial class EmbeddedHostTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task FreshDataDirectory_IsPrivateToTheServiceUser()
+    {
+        using var layout = new EmbeddedLayout();
+        var data = Path.Combine(layout.DataDirectory, "data");
+        await using var broker = BrokerProcess.Start([.. layout.Args, $"--Broker:DataDirectory={data}"]);
+        await broker.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+
+        // It was 0755 with portal.db (password hashes, TOTP keys) and the AOF 0644 inside: readable by every local user.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(data));
+        Assert.True(File.Exists(Path.Combine(data, "portal.db")), broker.Output);
+        Assert.True(File.Exists(Path.Combine(data, "pepper.key")), broker.Output);
+    }
+
+    [Fact]
     public async Task Revocation_SurvivesACrash()
     {
         using var layout = new EmbeddedLayout();

@@ -58,6 +58,19 @@ internal static class BrokerHost
         }
 
         using var embedded = started;
+        if (embedded is null && roles.Contains("portal"))
+        {
+            // The portal's SQLite database and keys default to the data directory: made private here, before the portal makes it with the umask's mode.
+            try
+            {
+                options.CreateDataDirectory();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await Console.Error.WriteLineAsync($"error: cannot use the data directory {Path.GetFullPath(options.DataDirectory)} (Broker:DataDirectory): {ex.Message}");
+                return 3;
+            }
+        }
         if (roles.Contains("gateway") && roles.Contains("validation") && config.GetSection("Broker:Gateway:ValidationDestinations").GetChildren().Any() == false)
         {
             overrides["Broker:Gateway:ValidationDestinations:local"] = options.Urls["validation"];
@@ -142,7 +155,7 @@ internal static class BrokerHost
             return null;
         }
 
-        Directory.CreateDirectory(options.DataDirectory);
+        options.CreateDataDirectory();
         var garnet = EmbeddedGarnet.Start(options.DataDirectory, options.EmbeddedRedisPort);
         overrides["Redis:Configuration"] = garnet.Endpoint;
         AddEmbeddedSecrets(config, options, overrides);

@@ -25,6 +25,23 @@ public sealed class BrokerHostOptions
     /// <summary>Loopback port of the embedded Garnet when <c>Redis:Configuration</c> is empty.</summary>
     public int EmbeddedRedisPort { get; set; } = 6390;
 
+    /// <summary>
+    /// Creates the data directory readable by this user only: it holds the pepper, the store's AOF
+    /// (keyed hashes of every credential) and the portal database (password hashes, TOTP keys),
+    /// and SQLite and Garnet create their files world-readable under the usual umask.
+    /// </summary>
+    public void CreateDataDirectory()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(DataDirectory);
+        }
+        else
+        {
+            Directory.CreateDirectory(DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
     public IReadOnlySet<string> RoleSet()
     {
         var set = new HashSet<string>(Roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), StringComparer.OrdinalIgnoreCase);

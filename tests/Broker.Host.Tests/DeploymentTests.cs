@@ -178,10 +178,14 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
     [Fact]
     public async Task Cli_StoreDown_SaysSoAndExitsNonZero()
     {
-        var (code, output) = await BrokerProcess.RunAsync($"--Redis:Configuration=127.0.0.1:{FreePort.Get()},connectTimeout=300", $"--Broker:Pepper:Value={Pepper}", "app-password", "list", "--user", "x");
+        var port = FreePort.Get();
+        var (code, output) = await BrokerProcess.RunAsync($"--Redis:Configuration=127.0.0.1:{port},connectTimeout=300,password=hunter2-not-for-screens", $"--Broker:Pepper:Value={Pepper}", "app-password", "list", "--user", "x");
 
         Assert.Equal(4, code);
-        Assert.Contains("cannot reach the credential store", output, StringComparison.Ordinal);
+        Assert.Contains($"cannot reach the credential store at 127.0.0.1:{port},connectTimeout=300,password=***** (Redis:Configuration)", output, StringComparison.Ordinal);
+        Assert.Contains("Is Redis up, and is Redis:Configuration right?", output, StringComparison.Ordinal);
+        // The connection string was echoed whole, Redis password included.
+        Assert.DoesNotContain("hunter2", output, StringComparison.Ordinal);
         Assert.DoesNotContain("unavailable..", output, StringComparison.Ordinal);
         // No list header that would read as "no app passwords".
         Assert.DoesNotContain("id\tname", output, StringComparison.Ordinal);

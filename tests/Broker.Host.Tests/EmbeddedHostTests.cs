@@ -90,6 +90,19 @@ public sealed partial class EmbeddedHostTests
     }
 
     [Fact]
+    public async Task Cli_ServerNotRunning_SaysWhereItLookedForTheStore()
+    {
+        using var layout = new EmbeddedLayout();
+
+        var (code, output) = await BrokerProcess.RunAsync([.. layout.Args, "--Redis:OperationTimeout=00:00:01", "apikey", "list"]);
+
+        // It said "cannot reach the credential store at :" (the unset Redis:Configuration) and to check that setting.
+        Assert.True(code == 4, output);
+        Assert.Contains($"cannot reach the credential store at 127.0.0.1:{layout.RedisPort} (the embedded Garnet of a running `broker`, Broker:EmbeddedRedisPort)", output, StringComparison.Ordinal);
+        Assert.Contains("Is `broker` running, with the same Broker:EmbeddedRedisPort?", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public async Task FreshDataDirectory_IsPrivateToTheServiceUser()
     {

@@ -137,7 +137,7 @@ internal static class CliCommands
         }
         catch (Exception ex) when (ex is StoreUnavailableException or RedisException or TimeoutException)
         {
-            return Fail($"cannot reach the credential store at {config["Redis:Configuration"]}: {ex.Message.TrimEnd('.')}. Is `broker` running (embedded mode), or is Redis:Configuration right?", 4);
+            return Fail($"cannot reach the credential store {StoreDescription(config)}: {ex.Message.TrimEnd('.')}. {StoreHint(config)}", 4);
         }
         catch (Exception ex) when (IsDatabaseFailure(ex))
         {
@@ -207,6 +207,34 @@ internal static class CliCommands
 
         return d[typed.Length, known.Length] <= 2;
     }
+
+    /// <summary>
+    /// Where the CLI looked for the store. Without Redis:Configuration that is the running server's
+    /// embedded Garnet; with it, the connection string without its password.
+    /// </summary>
+    private static string StoreDescription(IConfiguration config)
+    {
+        var configured = config["Redis:Configuration"];
+        if (string.IsNullOrWhiteSpace(configured))
+        {
+            var port = config.GetSection(BrokerHostOptions.SectionName).Get<BrokerHostOptions>()?.EmbeddedRedisPort ?? new BrokerHostOptions().EmbeddedRedisPort;
+            return $"at 127.0.0.1:{port} (the embedded Garnet of a running `broker`, Broker:EmbeddedRedisPort)";
+        }
+
+        try
+        {
+            return $"at {ConfigurationOptions.Parse(configured).ToString(includePassword: false)} (Redis:Configuration)";
+        }
+        catch (ArgumentException)
+        {
+            return "(Redis:Configuration)";
+        }
+    }
+
+    private static string StoreHint(IConfiguration config) =>
+        string.IsNullOrWhiteSpace(config["Redis:Configuration"])
+            ? "Is `broker` running, with the same Broker:EmbeddedRedisPort? Without Redis:Configuration the command line uses the server's embedded store."
+            : "Is Redis up, and is Redis:Configuration right?";
 
     /// <summary>The portal database (SQLite or PostgreSQL) failed: not reachable, not writable, not a database.</summary>
     internal static bool IsDatabaseFailure(Exception ex) =>

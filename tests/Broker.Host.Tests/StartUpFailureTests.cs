@@ -29,6 +29,17 @@ public sealed class StartUpFailureTests
     }
 
     [Fact]
+    public async Task UnknownRole_IsBadConfiguration()
+    {
+        // It exited 2, the code for a command line that is wrong, though the role may come from a file or the environment.
+        await using var p = BrokerProcess.Start("--Broker:Roles=gateway,mail");
+
+        var code = await p.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        AssertRefused(p, code, 3, "Broker:Roles must name gateway, validation, portal or all; got 'gateway,mail'.");
+    }
+
+    [Fact]
     public async Task ListenPortInUse_IsRefusedNamingTheSetting()
     {
         using var taken = new TcpListener(IPAddress.Loopback, 0);

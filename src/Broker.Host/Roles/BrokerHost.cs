@@ -23,7 +23,7 @@ internal static class BrokerHost
         if (roles.Count == 0 || unknown.Count > 0)
         {
             await Console.Error.WriteLineAsync($"error: Broker:Roles must name {string.Join(", ", BrokerHostOptions.KnownRoles)} or all; got '{options.Roles}'.");
-            return 2;
+            return 3;
         }
 
         // Checked before anything starts: Kestrel would take an empty URL for its default

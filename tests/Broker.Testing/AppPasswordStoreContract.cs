@@ -3,6 +3,7 @@ using Broker.Core.AppPasswords;
 using Broker.Core.Redis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using StackExchange.Redis;
 using Xunit;
@@ -111,6 +112,32 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
         Assert.False(await Store.MarkExpiryReminderSentAsync(User, issued.AppPassword.Id));
 
         Assert.False(await db.KeyExistsAsync(credential));
+    }
+
+    [Fact]
+    public async Task Issue_AtTheLimit_IsRefused_UntilOneHasExpired_WithoutAListingFirst()
+    {
+        var limit = Services.GetRequiredService<IOptions<AppPasswordPolicyOptions>>().Value.MaximumPerUser;
+        var issued = new List<IssuedAppPassword>();
+        for (var i = 0; i < limit; i++)
+        {
+            issued.Add(await Store.IssueAsync(User, $"Device {i}", ["imap"], TimeSpan.FromHours(1)));
+        }
+
+        var refused = await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "One too many", ["imap"], null));
+        Assert.Contains($"already has {limit}", refused.Message, StringComparison.Ordinal);
+
+        var keys = new RedisKeys("broker");
+        var db = Redis.GetDatabase();
+        // What the key's TTL does at expiry; the index entry stays until something tidies it.
+        await db.KeyDeleteAsync(keys.Credential(User, (string)(await db.HashGetAsync(keys.CredentialIds(User), issued[0].AppPassword.Id))!));
+
+        // Like the CLI: no listing between the expiry and the issue.
+        var next = await Store.IssueAsync(User, "Replacement", ["imap"], null);
+
+        Assert.Equal(ValidationResult.Allowed, (await Store.ValidateAsync(User, next.Secret, Imap)).Result);
+        Assert.Equal(limit, (await Store.ListAsync(User)).Count);
+        await Assert.ThrowsAsync<AppPasswordException>(() => Store.IssueAsync(User, "Still too many", ["imap"], null));
     }
 
     [Fact]

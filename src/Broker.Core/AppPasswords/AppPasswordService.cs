@@ -94,10 +94,14 @@ public sealed partial class AppPasswordService(
 
         var scopeList = string.Join(',', parsedScopes);
         var joinedScopes = "," + scopeList + ",";
-        var result = (string?)await Run(db => db.ScriptEvaluateAsync(
-            AppPasswordScripts.Issue,
-            [keys.Credential(owner, hash), keys.CredentialIds(owner), keys.UserMeta(owner)],
-            [record.Id, hash, owner, name, joinedScopes, ToMs(record.Created), ToMs(record.Expires), Policy.MaximumPerUser, NetworkOf(approvedFromIp) ?? string.Empty]), ct);
+        var result = await IssueScriptAsync();
+        // The limit counts index entries, and those of expired app passwords stay until a listing
+        // tidies them: tidy now and try once more before refusing (a CLI issue lists nothing first).
+        if (result == "limit" && await TidyIndexAsync(owner, ct) > 0)
+        {
+            result = await IssueScriptAsync();
+        }
+
         if (result == "disabled")
         {
             throw new AppPasswordException(DisabledMessage);
@@ -119,17 +123,41 @@ public sealed partial class AppPasswordService(
         Log.Issued(logger, record.Id, owner, scopeList, record.Expires);
         await Notify(e => e.IssuedAsync(record, ct));
         return new IssuedAppPassword(record, secret);
+
+        async Task<string?> IssueScriptAsync() => (string?)await Run(db => db.ScriptEvaluateAsync(
+            AppPasswordScripts.Issue,
+            [keys.Credential(owner, hash), keys.CredentialIds(owner), keys.UserMeta(owner)],
+            [record.Id, hash, owner, name, joinedScopes, ToMs(record.Created), ToMs(record.Expires), Policy.MaximumPerUser, NetworkOf(approvedFromIp) ?? string.Empty]), ct);
     }
 
     /// <summary>All app passwords of a user, newest first, including recently revoked ones.</summary>
     public async Task<IReadOnlyList<AppPassword>> ListAsync(string user, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
-        var idsKey = keys.CredentialIds(owner);
-        var entries = await Run(db => db.HashGetAllAsync(idsKey), ct);
+        var (list, stale) = await ReadIndexAsync(owner, ct);
+        if (stale.Length > 0)
+        {
+            // Expired credentials vanish by TTL; their index entries are tidied here, lazily.
+            _ = Db.HashDeleteAsync(keys.CredentialIds(owner), stale, CommandFlags.FireAndForget);
+        }
+
+        return [.. list.OrderByDescending(a => a.Created)];
+    }
+
+    /// <summary>Removes the index entries of app passwords that have expired; returns how many it removed.</summary>
+    private async Task<long> TidyIndexAsync(string owner, CancellationToken ct)
+    {
+        var (_, stale) = await ReadIndexAsync(owner, ct);
+        return stale.Length == 0 ? 0 : await Run(db => db.HashDeleteAsync(keys.CredentialIds(owner), stale), ct);
+    }
+
+    /// <summary>The user's app passwords, and the ids in the index whose credential is gone.</summary>
+    private async Task<(List<AppPassword> Live, RedisValue[] Stale)> ReadIndexAsync(string owner, CancellationToken ct)
+    {
+        var entries = await Run(db => db.HashGetAllAsync(keys.CredentialIds(owner)), ct);
         if (entries.Length == 0)
         {
-            return [];
+            return ([], []);
         }
 
         var batch = Db.CreateBatch();
@@ -137,13 +165,13 @@ public sealed partial class AppPasswordService(
         batch.Execute();
         var fields = await Run(_ => Task.WhenAll(reads), ct);
 
-        var list = new List<AppPassword>(entries.Length);
+        var live = new List<AppPassword>(entries.Length);
         var stale = new List<RedisValue>();
         for (var i = 0; i < entries.Length; i++)
         {
             if (Parse(fields[i]) is { } ap && ap.Owner == owner)
             {
-                list.Add(ap);
+                live.Add(ap);
             }
             else
             {
@@ -151,13 +179,7 @@ public sealed partial class AppPasswordService(
             }
         }
 
-        if (stale.Count > 0)
-        {
-            // Expired credentials vanish by TTL; their index entries are tidied here, lazily.
-            _ = Db.HashDeleteAsync(idsKey, [.. stale], CommandFlags.FireAndForget);
-        }
-
-        return [.. list.OrderByDescending(a => a.Created)];
+        return (live, [.. stale]);
     }
 
     /// <summary>One app password of a user, or null.</summary>
@@ -183,6 +205,14 @@ public sealed partial class AppPasswordService(
         var now = Now();
         var expires = ExpiryOf(now, lifetime, effective);
         var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
+        // Renewing is choosing to keep the access: a protocol the policy no longer allows would
+        // otherwise live on for another full lifetime. Creating a new one applies today's policy.
+        var current = Parse(await Run(db => db.HashGetAllAsync(keys.Credential(owner, hash)), ct));
+        if (current?.Scopes.FirstOrDefault(s => !effective.Allows(s)) is { } dropped)
+        {
+            throw new AppPasswordException($"This app password includes '{dropped}', which the policy no longer allows, so it cannot be renewed; create a new one for {string.Join(", ", effective.AllowedScopes)}.");
+        }
+
         var result = (string?)await Run(db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Renew,
             [keys.Credential(owner, hash), keys.CredentialIds(owner), keys.UserMeta(owner)],

@@ -53,6 +53,23 @@ public sealed class PolicyStoreTests(RedisFixture redis) : AppPasswordStoreBase,
         Assert.Equal(["imap"], (await Store.IssueAsync(User, "Phone", ["imap"], null)).AppPassword.Scopes);
     }
 
+    [Fact]
+    public async Task RenewAsync_AppPasswordWithAProtocolThePolicyNoLongerAllows_IsRefused()
+    {
+        var both = await Store.IssueAsync(User, "Old phone", ["imap", "pop3"], TimeSpan.FromDays(7));
+        var imapOnly = await Store.IssueAsync(User, "Laptop", ["imap"], TimeSpan.FromDays(7));
+
+        await Policy.SetAsync(Settings(scopes: ["imap", "submission"]), "root");
+
+        var ex = await Assert.ThrowsAsync<AppPasswordException>(() => Store.RenewAsync(User, both.AppPassword.Id, null));
+        Assert.Contains("'pop3'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("no longer allows", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(both.AppPassword.Expires, (await Store.GetAsync(User, both.AppPassword.Id))!.Expires, TimeSpan.FromMilliseconds(1));
+        Time.Advance(TimeSpan.FromDays(1));
+        var renewed = await Store.RenewAsync(User, imapOnly.AppPassword.Id, null);
+        Assert.Equal(Time.GetUtcNow() + TimeSpan.FromDays(7), renewed.Expires, TimeSpan.FromMilliseconds(1));
+    }
+
     [Theory]
     [InlineData(0.5, 1, 2, "at least 1 minute")]
     [InlineData(60, 30, 120, "default lifetime")]

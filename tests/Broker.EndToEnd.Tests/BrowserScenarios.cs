@@ -122,6 +122,22 @@ public sealed class BrowserScenarios
         await ArrivedAsync(page, "**/Account/SecondFactor**");
         await page.Locator("#use-passkey").ClickAsync();
         await ArrivedAsync(page, "**/AppPasswords");
+
+        // Someone who knows the username locks the account with wrong passwords (5 by default):
+        // even the right password is paused now, but the owner's passkey still signs in.
+        await page.Locator("form[action='/Account/Logout'] button").ClickAsync();
+        await Expect(page.Locator("#signed-out")).ToBeVisibleAsync();
+        foreach (var attempt in new[] { "guess 1", "guess 2", "guess 3", "guess 4", "guess 5", Password })
+        {
+            await page.GotoAsync(env.Origin + "/Account/Login");
+            await page.Locator("#Username").FillAsync("alice@example.org");
+            await page.Locator("#Password").FillAsync(attempt);
+            await page.Locator("#sign-in").ClickAsync();
+            await Expect(page.Locator("#login-error")).ToBeVisibleAsync();
+        }
+
+        await page.Locator("#passkey-sign-in").ClickAsync();
+        await ArrivedAsync(page, "**/AppPasswords");
     }
 
     [Fact]

@@ -105,7 +105,10 @@ public sealed class LoginModel(
     {
         ReturnUrl = returnUrl;
         var user = await PasskeyCeremony.AssertAsync(identitySignIn, credential, expectedUser: null, logger);
-        if (user is null || user.DisabledAt is not null || await Users.IsLockedOutAsync(user))
+        // The lockout is not checked: it stops guessing of passwords and codes, and a passkey cannot
+        // be guessed. Checking it would let anyone who knows a username keep its owner out of the
+        // portal with a few wrong passwords every LockoutDuration. Disabled accounts stay out.
+        if (user is null || user.DisabledAt is not null)
         {
             Error = "That passkey did not work. Try again, or sign in with your password.";
             return Page();

@@ -176,6 +176,22 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
     }
 
     [Fact]
+    public async Task Cli_UsernameWithInvisibleCharacter_IsRefusedAndNamed()
+    {
+        using var directory = new TempDirectory();
+        var portal = $"--Broker:Portal:ConnectionString=Data Source={Path.Combine(directory.Path, "portal.db")}";
+
+        var create = await BrokerProcess.RunAsync([.. Shared, portal, "user", "create", "pat\u200B@example.com"]);
+        var issue = await BrokerProcess.RunAsync([.. Shared, "app-password", "issue", "--user", "pat\u202E@example.com", "--name", "Phone", "--scopes", "imap"]);
+
+        Assert.True(create.ExitCode == 1, create.Output);
+        Assert.Contains("invisible character U+200B", create.Output, StringComparison.Ordinal);
+        Assert.True(issue.ExitCode == 1, issue.Output);
+        Assert.Contains("invisible character U+202E", issue.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", create.Output + issue.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Cli_StoreDown_SaysSoAndExitsNonZero()
     {
         var port = FreePort.Get();

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 
 namespace Broker.Core.Users;
@@ -9,14 +10,15 @@ namespace Broker.Core.Users;
 /// <remarks>
 /// NFKC first so that full-width or composed forms of the same name cannot create a
 /// second, separately throttled identity; invariant lower-casing so that the result does not
-/// depend on the server's locale (Turkish dotless i).
+/// depend on the server's locale (Turkish dotless i). Invisible formatting characters are refused
+/// (see <see cref="FindInvisibleCharacter"/>); look-alike letters from other scripts are not.
 /// </remarks>
 public static class Username
 {
     /// <summary>Longest accepted username, in characters, after normalisation (RFC 5321 local part + domain).</summary>
     public const int MaxLength = 254;
 
-    /// <summary>Normalises <paramref name="raw"/>, or returns false when it is empty, too long or has control characters.</summary>
+    /// <summary>Normalises <paramref name="raw"/>, or returns false when it is empty, too long or has control, space or invisible formatting characters.</summary>
     public static bool TryNormalize(string? raw, out string normalized)
     {
         normalized = string.Empty;
@@ -57,8 +59,48 @@ public static class Username
             }
         }
 
+        // NFKC keeps format characters (none has a compatibility mapping), so they are checked on the result.
+        if (FindInvisibleCharacter(candidate) is not null)
+        {
+            return false;
+        }
+
         normalized = candidate;
         return true;
+    }
+
+    /// <summary>
+    /// The first invisible formatting character in <paramref name="raw"/> as <c>U+XXXX</c>, for an
+    /// error message that names it; null when there is none.
+    /// </summary>
+    /// <remarks>
+    /// Format characters (Unicode category Cf: zero width space, soft hyphen, bidi overrides and
+    /// isolates, byte order mark, tag characters…) do not show, or reorder what does, so a name with
+    /// one looks like another account's in the audit trail and the admin pages. ZWNJ and ZWJ are
+    /// kept: Persian and Indic names need them.
+    /// </remarks>
+    public static string? FindInvisibleCharacter(string? raw)
+    {
+        if (raw is null)
+        {
+            return null;
+        }
+
+        for (var i = 0; i < raw.Length;)
+        {
+            // A lone surrogate decodes as invalid and is skipped: TryNormalize refuses it on its own.
+            var status = Rune.DecodeFromUtf16(raw.AsSpan(i), out var rune, out var used);
+            if (status == System.Buffers.OperationStatus.Done
+                && rune.Value is not (0x200C or 0x200D)
+                && Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format)
+            {
+                return $"U+{rune.Value:X4}";
+            }
+
+            i += Math.Max(used, 1);
+        }
+
+        return null;
     }
 
     private static bool HasLoneSurrogate(string s)

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text;
 using Broker.Core.Users;
 
 namespace Broker.Core.Tests.Users;
@@ -58,6 +60,55 @@ public sealed class UsernameTests
     public void TryNormalize_RejectsEmptyControlOrBrokenInput(string? raw)
     {
         Assert.False(Username.TryNormalize(raw, out _));
+    }
+
+    [Theory]
+    [InlineData("ali\u200Bce@example.com", "U+200B")] // zero width space
+    [InlineData("\u00ADalice@example.com", "U+00AD")] // soft hyphen
+    [InlineData("alice@\u202Emoc.elpmaxe", "U+202E")] // right-to-left override
+    [InlineData("\u2066alice\u2069@example.com", "U+2066")] // left-to-right isolate
+    [InlineData("\uFEFFalice@example.com", "U+FEFF")] // byte order mark
+    [InlineData("alice\u2060@example.com", "U+2060")] // word joiner
+    [InlineData("alice\U000E0041@example.com", "U+E0041")] // tag character, outside the BMP
+    public void TryNormalize_RejectsInvisibleFormatCharacters_AndNamesThem(string raw, string named)
+    {
+        Assert.False(Username.TryNormalize(raw, out _));
+        Assert.Equal(named, Username.FindInvisibleCharacter(raw));
+    }
+
+    [Fact]
+    public void TryNormalize_RejectsEveryFormatCharacter_ExceptZwnjAndZwj()
+    {
+        // Every code point of category Cf, whatever the Unicode version of the runtime: NFKC must
+        // not be relied on to drop any of them.
+        var accepted = new List<string>();
+        var formats = 0;
+        for (var cp = 0; cp <= 0x10FFFF; cp++)
+        {
+            if (cp is >= 0xD800 and <= 0xDFFF || Rune.GetUnicodeCategory(new Rune(cp)) != UnicodeCategory.Format)
+            {
+                continue;
+            }
+
+            formats++;
+            if (Username.TryNormalize($"al{char.ConvertFromUtf32(cp)}ice@example.com", out _) != (cp is 0x200C or 0x200D))
+            {
+                accepted.Add($"U+{cp:X4}");
+            }
+        }
+
+        Assert.True(formats > 100, $"only {formats} format characters found");
+        Assert.Empty(accepted);
+    }
+
+    [Theory]
+    [InlineData("\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645@example.ir")] // Persian, ZWNJ
+    [InlineData("\u0915\u094D\u200D\u0937@example.in")] // Devanagari, ZWJ
+    public void TryNormalize_KeepsZwnjAndZwj(string raw)
+    {
+        Assert.True(Username.TryNormalize(raw, out var normalized));
+        Assert.Equal(raw, normalized);
+        Assert.Null(Username.FindInvisibleCharacter(raw));
     }
 
     [Fact]

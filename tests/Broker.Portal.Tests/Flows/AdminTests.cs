@@ -66,6 +66,20 @@ public sealed class AdminTests
     }
 
     [Fact]
+    public async Task CreateUserPage_RefusesInvisibleCharacters_AndNamesThem()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+
+        // A zero width space would make a second "root" that looks the same in the list and the audit.
+        var refused = await admin.Client.SubmitAsync("/Admin/Users", "Create", [new("Username", "ro\u200Bot")]);
+
+        Assert.Contains("invisible character U+200B", WebUtility.HtmlDecode(refused.Html), StringComparison.Ordinal);
+        Assert.DoesNotContain("enrollment-link", refused.Html, StringComparison.Ordinal);
+        Assert.DoesNotContain("ro\u200Bot", WebUtility.HtmlDecode((await admin.Client.GetAsync("/Admin/Users")).Html), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task NonAdmin_CannotOpenAdminPages()
     {
         await using var env = await PortalEnvironment.StartAsync();

@@ -117,6 +117,21 @@ public sealed partial class SelfRegistrationTests
     }
 
     [Fact]
+    public async Task Register_AddressWithInvisibleCharacter_IsRefusedAndSaysWhy()
+    {
+        await using var sink = SmtpSink.Start();
+        await using var env = await StartEnabledAsync(sink);
+        using var client = env.NewClient();
+
+        // Pasted with a zero width space: it would become an account that looks like bob's.
+        var answer = await client.SubmitAsync("/Account/Register", null, [new("Email", "bob\u200B@example.org")]);
+
+        Assert.Contains("invisible character", answer.TextOf("register-error"), StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"register-sent\"", answer.Html, StringComparison.Ordinal);
+        Assert.Empty(sink.Messages);
+    }
+
+    [Fact]
     public async Task Register_ExistingAccounts_SameAnswer_NoLinkForEnrolledDisabledOrAdmin()
     {
         await using var sink = SmtpSink.Start();

@@ -171,6 +171,20 @@ public sealed class ValidationApiTests(RedisFixture redis) : IClassFixture<Redis
     }
 
     [Fact]
+    public async Task UsernameWithInvisibleCharacter_IsDeniedAsMalformed()
+    {
+        var issued = await _app.AppPasswords.IssueAsync(_user, "A", ["imap"], null);
+        // Looks like the real user in a log or the audit trail, but is not their name.
+        var lookalike = "\u200B" + _user;
+
+        using var response = await Validate(new { username = lookalike, password = issued.Secret, service = "imap" });
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Contains(_logs.Lines, l => l.Contains("Validation denied (malformed): Malformed", StringComparison.Ordinal));
+        Assert.DoesNotContain(_logs.Lines, l => l.Contains(lookalike, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task MissingOrWrongCallerKey_Returns401()
     {
         using var anonymous = _app.CreateClient(withCallerKey: false);

@@ -39,7 +39,9 @@ public sealed class RegisterModel(IOptions<PortalOptions> options, SelfRegistrat
         {
             // Only the shape of what was typed: says nothing about accounts or domains.
             Email = email?.Length > Broker.Core.Users.Username.MaxLength ? null : email;
-            Error = "Enter your email address, for example name@example.com.";
+            Error = Broker.Core.Users.Username.FindInvisibleCharacter(email) is null
+                ? "Enter your email address, for example name@example.com."
+                : "The address contains an invisible character (such as a zero width space): type it instead of pasting it.";
             return Page();
         }
 

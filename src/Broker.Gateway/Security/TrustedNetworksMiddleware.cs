@@ -53,7 +53,7 @@ internal sealed partial class TrustedNetworksMiddleware(IOptions<GatewayOptions>
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Refused {RemoteIp} on route {Route}: not in Broker:Gateway:AllowedNetworks")]
+        [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Refused {RemoteIp} on route {Route}: not in Broker:Gateway:AllowedNetworks")]
         public static partial void Refused(ILogger logger, string remoteIp, string route);
     }
 }

@@ -59,7 +59,7 @@ public static partial class DovecotPolicyApi
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 4102, Level = LogLevel.Warning, Message = "Auth policy could not decide ({ErrorType}); answering 503")]
+        [LoggerMessage(EventId = 4103, Level = LogLevel.Warning, Message = "Auth policy could not decide ({ErrorType}); answering 503")]
         public static partial void PolicyUnavailable(ILogger logger, string errorType);
     }
 }

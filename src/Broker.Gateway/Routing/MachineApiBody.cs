@@ -1,4 +1,5 @@
 using Broker.Core.Hosting;
+using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Model;
 
 namespace Broker.Gateway.Routing;
@@ -18,9 +19,10 @@ internal static class MachineApiBody
     public static async Task InvokeAsync(HttpContext context, Func<Task> next)
     {
         var request = context.Request;
+        // Whether a body follows is the server's call, not the headers': HTTP/2 and HTTP/3 send one
+        // in frames with neither Content-Length nor Transfer-Encoding, and must be capped too.
         if (context.GetReverseProxyFeature().Route.Config.RouteId != GatewayRoutes.MachineApiRoute
-            || request.ContentLength == 0
-            || (request.ContentLength is null && request.Headers.TransferEncoding.Count == 0))
+            || context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false })
         {
             await next();
             return;

@@ -4,7 +4,10 @@ using Broker.Core.Callers;
 using Broker.Testing;
 using Broker.Validation;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Gateway.Tests.Routing;
 
@@ -252,6 +255,62 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Contains("at most", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Http2_BodyWithoutContentLength_IsCappedToo_AndASmallOneIsForwardedWithItsLength()
+    {
+        // HTTP/2 (and HTTP/3) send a body in frames, with neither Content-Length nor Transfer-Encoding.
+        await using var validation = await StartValidation("a");
+        using var certificate = SelfSignedCertificate();
+        await using var gateway = await BrokerApps.StartAsync(
+            GatewayConfig(validation),
+            s =>
+            {
+                s.AddBrokerGateway();
+                s.Configure<KestrelServerOptions>(k => k.Listen(IPAddress.Loopback, 0, l => l.UseHttps(certificate)));
+            },
+            app => app.MapBrokerGateway());
+        using var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) => presented?.GetCertHashString() == certificate.GetCertHashString();
+        using var client = new HttpClient(handler) { BaseAddress = gateway.Address };
+        client.DefaultRequestHeaders.Add(CallerKeyOptions.HeaderName, BrokerApps.CallerKey);
+
+        using var small = await client.SendAsync(Http2Post("/v1/echo", "framed body"u8.ToArray()));
+        using var big = await client.SendAsync(Http2Post("/v1/echo", new byte[MachineApiBodyLimit + 1]));
+
+        Assert.Equal(HttpVersion.Version20, small.Version);
+        Assert.Equal(HttpStatusCode.OK, small.StatusCode);
+        Assert.Equal("expect=[] length=11 body=framed body", await small.Content.ReadAsStringAsync());
+        Assert.Equal(HttpVersion.Version20, big.Version);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, big.StatusCode);
+        Assert.Contains("at most", await big.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    private static HttpRequestMessage Http2Post(string path, byte[] body) => new(HttpMethod.Post, path)
+    {
+        Version = HttpVersion.Version20,
+        VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        Content = new UnknownLengthContent(body),
+    };
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 SelfSignedCertificate()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+    }
+
+    /// <summary>A body whose length the client does not announce (no Content-Length header).</summary>
+    private sealed class UnknownLengthContent(byte[] body) : HttpContent
+    {
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => stream.WriteAsync(body).AsTask();
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
     }
 
     [Fact]

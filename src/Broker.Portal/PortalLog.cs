@@ -23,6 +23,9 @@ internal static partial class PortalLog
     [LoggerMessage(EventId = 3014, Level = LogLevel.Warning, Message = "A sign-in check met a concurrent change of the account; the user is asked to try again")]
     public static partial void SignInAttemptConflict(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 3015, Level = LogLevel.Warning, Message = "Removing a second factor met a database error; nothing was removed and the user is asked to try again")]
+    public static partial void FactorRemovalConflict(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 3020, Level = LogLevel.Information, Message = "{Username}: {Action}")]
     public static partial void AccountChanged(ILogger logger, string username, string action);
 

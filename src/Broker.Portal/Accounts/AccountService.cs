@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using Broker.Core.AppPasswords;
@@ -7,6 +8,7 @@ using Broker.Portal.Data;
 using Broker.Portal.Totp;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Portal.Accounts;
@@ -15,6 +17,22 @@ namespace Broker.Portal.Accounts;
 public sealed record FactorSummary(IReadOnlyList<UserPasskeyInfo> Passkeys, string? TotpName, DateTimeOffset? TotpAddedAt, int RecoveryCodesLeft)
 {
     public bool HasAny => Passkeys.Count > 0 || TotpName is not null;
+}
+
+/// <summary>What became of a request to remove a second factor (<see cref="AccountService.RemoveFactorAsync"/>).</summary>
+public enum FactorRemoval
+{
+    /// <summary>Removed.</summary>
+    Removed,
+
+    /// <summary>No such passkey, or no authenticator app: nothing to remove.</summary>
+    NotFound,
+
+    /// <summary>Refused: no factor that meets the policy would be left.</summary>
+    LastFactor,
+
+    /// <summary>Not decided: the database refused a write (SQLite busy past its timeout, a concurrent change); nothing was removed.</summary>
+    Conflict,
 }
 
 /// <summary>Account life cycle: creation by an admin, enrollment links, disable, factor reset.</summary>
@@ -27,7 +45,8 @@ public sealed class AccountService(
     SecurityLog log,
     TimeProvider time,
     IOptions<PortalOptions> options,
-    PortalPolicy policy)
+    PortalPolicy policy,
+    ILogger<AccountService> logger)
 {
     /// <summary>
     /// The longest password the sign-in page checks (longer ones are refused before any hashing);
@@ -125,6 +144,75 @@ public sealed class AccountService(
     public async Task<FactorSummary> FactorsAsync(PortalUser user) =>
         new([.. await users.GetPasskeysAsync(user)], user.TotpName, user.TotpAddedAt, await recoveryCodes.RemainingAsync(user));
 
+    /// <summary>
+    /// Removes one passkey (<paramref name="passkeyId"/>) or, when it is null, the authenticator app,
+    /// unless that would leave no factor that meets the policy. Returns the outcome and the name of
+    /// the removed passkey.
+    /// </summary>
+    /// <remarks>
+    /// The check and the removal must be one step: checked first and removed afterwards, two removals
+    /// at once (the last two passkeys, or a passkey and the app) each saw the other's factor still
+    /// there and left the account with none. So the account row is claimed first, with an UPDATE of
+    /// its concurrency stamp inside a transaction (a row lock until the commit on PostgreSQL, the
+    /// database's write lock on SQLite): a parallel removal waits there, and then reads the factors
+    /// this one left. The account is reloaded after the claim, as the factors are counted from it too
+    /// (the app's name) and Identity's own updates compare the stamp just written.
+    /// </remarks>
+    public async Task<(FactorRemoval Result, string? PasskeyName)> RemoveFactorAsync(PortalUser user, byte[]? passkeyId)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        FactorRemoval result;
+        try
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync();
+            var stamp = Guid.NewGuid().ToString();
+            await db.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.ConcurrencyStamp, stamp));
+            await db.Entry(user).ReloadAsync();
+
+            var factors = await FactorsAsync(user);
+            var passkey = passkeyId is null ? null : factors.Passkeys.FirstOrDefault(p => p.CredentialId.AsSpan().SequenceEqual(passkeyId));
+            if (passkeyId is null ? factors.TotpName is null : passkey is null)
+            {
+                result = FactorRemoval.NotFound;
+            }
+            else if (!LeavesEnough(factors, removingPasskey: passkey is not null, policy.PasskeyRequired))
+            {
+                result = FactorRemoval.LastFactor;
+            }
+            else if (!(passkey is not null ? (await users.RemovePasskeyAsync(user, passkey.CredentialId)).Succeeded : await totp.RemoveAsync(user))
+                || !await SyncTwoFactorFlagAsync(user))
+            {
+                result = FactorRemoval.Conflict;
+            }
+            else
+            {
+                await transaction.CommitAsync();
+                return (FactorRemoval.Removed, passkey?.Name);
+            }
+        }
+        catch (Exception ex) when (ex is DbUpdateException or DbException)
+        {
+            PortalLog.FactorRemovalConflict(logger, ex);
+            result = FactorRemoval.Conflict;
+        }
+
+        // Rolled back: the context must forget what it wrote (a later SaveChanges in this request
+        // would write it again) and hold the account as stored.
+        db.ChangeTracker.Clear();
+        db.Attach(user);
+        await db.Entry(user).ReloadAsync();
+        return (result, null);
+    }
+
+    /// <summary>Whether removing one passkey (or else the authenticator app) leaves a factor that meets the policy.</summary>
+    public static bool LeavesEnough(FactorSummary factors, bool removingPasskey, bool passkeyRequired)
+    {
+        ArgumentNullException.ThrowIfNull(factors);
+        var passkeys = factors.Passkeys.Count - (removingPasskey ? 1 : 0);
+        var hasTotp = factors.TotpName is not null && removingPasskey;
+        return passkeyRequired ? passkeys > 0 : passkeys > 0 || hasTotp;
+    }
+
     /// <summary>Whether the user's factors satisfy the policy in force (any second factor, or a passkey).</summary>
     public bool MeetsFactorPolicy(FactorSummary factors) =>
         policy.PasskeyRequired ? factors.Passkeys.Count > 0 : factors.HasAny;
@@ -177,15 +265,20 @@ public sealed class AccountService(
         await log.RecordAsync(user, SecurityEventKinds.Admin, isAdmin ? "granted" : "revoked", actor);
     }
 
-    /// <summary>After a factor is added or removed: keeps Identity's flag in step so lockout counting covers both steps.</summary>
-    public async Task SyncTwoFactorFlagAsync(PortalUser user)
+    /// <summary>
+    /// After a factor is added or removed: keeps Identity's flag in step so lockout counting covers
+    /// both steps. False when the account could not be updated (a concurrent change).
+    /// </summary>
+    public async Task<bool> SyncTwoFactorFlagAsync(PortalUser user)
     {
         var any = (await FactorsAsync(user)).HasAny;
-        if (user.TwoFactorEnabled != any)
+        if (user.TwoFactorEnabled == any)
         {
-            user.TwoFactorEnabled = any;
-            await users.UpdateAsync(user);
+            return true;
         }
+
+        user.TwoFactorEnabled = any;
+        return (await users.UpdateAsync(user)).Succeeded;
     }
 
     private static string HashToken(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));

@@ -110,13 +110,14 @@ public sealed class TotpService(UserManager<PortalUser> users, TimeProvider time
         return (await users.UpdateAsync(user)).Succeeded;
     }
 
-    public async Task RemoveAsync(PortalUser user)
+    /// <summary>Removes the authenticator app; false when an update of the account failed (a concurrent change).</summary>
+    public async Task<bool> RemoveAsync(PortalUser user)
     {
-        await users.RemoveAuthenticationTokenAsync(user, TokenProvider, ActiveKey);
-        await users.RemoveAuthenticationTokenAsync(user, TokenProvider, LegacyPendingKey);
+        var removed = (await users.RemoveAuthenticationTokenAsync(user, TokenProvider, ActiveKey)).Succeeded
+            && (await users.RemoveAuthenticationTokenAsync(user, TokenProvider, LegacyPendingKey)).Succeeded;
         user.TotpName = null;
         user.TotpAddedAt = null;
-        await users.UpdateAsync(user);
+        return (await users.UpdateAsync(user)).Succeeded && removed;
     }
 
     /// <summary>The pure check: format, ±1 step window, and step strictly after <paramref name="lastStep"/>.</summary>

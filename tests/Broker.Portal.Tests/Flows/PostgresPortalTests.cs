@@ -42,6 +42,13 @@ public sealed class PostgresPortalTests(PostgresCluster postgres) : IClassFixtur
     }
 
     [Fact]
+    public async Task ParallelRemovals_OfEveryFactor_LeaveOne_NoServerError()
+    {
+        await using var env = await PortalEnvironment.StartAsync(postgres: postgres);
+        await FactorRemovalTests.ParallelRemovalsLeaveOneFactorAsync(env);
+    }
+
+    [Fact]
     public async Task DisableUser_AppPasswordsStopValidating_AndSignInIsRefused()
     {
         await using var env = await PortalEnvironment.StartAsync(postgres: postgres);

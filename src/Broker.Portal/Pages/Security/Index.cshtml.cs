@@ -19,12 +19,13 @@ public sealed class SecurityModel(
     SignInManager<PortalUser> identitySignIn,
     AccountService accounts,
     RecoveryCodeService recoveryCodes,
-    Totp.TotpService totp,
     SecurityLog log,
     Broker.Core.AppPasswords.AppPasswordService store,
     PortalPolicy policy,
     ILogger<SecurityModel> logger) : PortalPage
 {
+    private const string ConflictMessage = "Nothing was removed: the account was being changed at the same time. Try again.";
+
     public FactorSummary Factors { get; private set; } = new([], null, null, 0);
 
     public bool MeetsPolicy { get; private set; }
@@ -103,22 +104,20 @@ public sealed class SecurityModel(
             return BadRequest();
         }
 
-        var factors = await accounts.FactorsAsync(user);
-        var passkey = factors.Passkeys.FirstOrDefault(p => p.CredentialId.AsSpan().SequenceEqual(credentialId));
-        if (passkey is null)
+        var (result, name) = await accounts.RemoveFactorAsync(user, credentialId);
+        switch (result)
         {
-            return NotFound();
+            case FactorRemoval.NotFound:
+                return NotFound();
+            case FactorRemoval.LastFactor:
+                Error = "This is your last sign-in factor that meets the policy. Add another one before removing it.";
+                return await ShowAsync(user);
+            case FactorRemoval.Conflict:
+                Error = ConflictMessage;
+                return await ShowAsync(user);
         }
 
-        if (!LeavesEnough(factors, removingPasskey: true))
-        {
-            Error = "This is your last sign-in factor that meets the policy. Add another one before removing it.";
-            return await ShowAsync(user);
-        }
-
-        await Users.RemovePasskeyAsync(user, credentialId);
-        await accounts.SyncTwoFactorFlagAsync(user);
-        await log.RecordAsync(user, SecurityEventKinds.PasskeyRemoved, passkey.Name ?? string.Empty);
+        await log.RecordAsync(user, SecurityEventKinds.PasskeyRemoved, name ?? string.Empty);
         Flash("Passkey removed.");
         return RedirectToPage();
     }
@@ -131,15 +130,19 @@ public sealed class SecurityModel(
             return StepUp("/Security");
         }
 
-        var factors = await accounts.FactorsAsync(user);
-        if (!LeavesEnough(factors, removingPasskey: false))
+        switch ((await accounts.RemoveFactorAsync(user, passkeyId: null)).Result)
         {
-            Error = "This is your last sign-in factor. Add a passkey before removing it.";
-            return await ShowAsync(user);
+            case FactorRemoval.NotFound:
+                // Already gone (a removal from another tab): nothing to do, nothing to record.
+                return RedirectToPage();
+            case FactorRemoval.LastFactor:
+                Error = "This is your last sign-in factor. Add a passkey before removing it.";
+                return await ShowAsync(user);
+            case FactorRemoval.Conflict:
+                Error = ConflictMessage;
+                return await ShowAsync(user);
         }
 
-        await totp.RemoveAsync(user);
-        await accounts.SyncTwoFactorFlagAsync(user);
         await log.RecordAsync(user, SecurityEventKinds.TotpRemoved);
         Flash("Authenticator app removed.");
         return RedirectToPage();
@@ -246,13 +249,6 @@ public sealed class SecurityModel(
     }
 
     private bool IsFreshMfa() => Sessions.IsFresh(User);
-
-    private bool LeavesEnough(FactorSummary f, bool removingPasskey)
-    {
-        var passkeys = f.Passkeys.Count - (removingPasskey ? 1 : 0);
-        var hasTotp = f.TotpName is not null && removingPasskey;
-        return PasskeyRequired ? passkeys > 0 : passkeys > 0 || hasTotp;
-    }
 
     private async Task<PageResult> ShowAsync(PortalUser user)
     {

@@ -38,8 +38,10 @@ public sealed class LoginModel(
 
         var user = await Users.FindByNameAsync(normalized);
         // Every refusal costs exactly one password-hash verification, like a real check, so the
-        // response time does not tell unknown, disabled, locked-out and not yet enrolled (no
-        // password) accounts from an existing account with a wrong password.
+        // hashing does not tell unknown, disabled, locked-out and not yet enrolled (no password)
+        // accounts from an existing account with a wrong password. The database writes for an
+        // existing account (attempt count, activity entry) still add a few milliseconds that an
+        // unknown name, for which nothing is stored, does not: see the admin guide's security model.
         var refusal = user is null ? null : await RefusedWithoutHashingAsync(user);
         if (user is null || refusal is not null)
         {

@@ -65,11 +65,12 @@ public sealed class AuditTrailTests
         await DeliverMailEventsAsync(env, new AuditEvent { At = env.Time.GetUtcNow().ToOffset(TimeSpan.FromHours(2)), Kind = AuditKinds.MailLoginDenied, Username = "liam", Detail = "reason WrongPassword, service imap", RemoteIp = "192.0.2.66", Client = "Thunderbird", Caller = "dovecot-1" });
 
         var page = await admin.Client.GetAsync("/Admin/Audit?user=liam");
-        Assert.Contains("/Admin/Audit/Export?user=liam", WebUtility.HtmlDecode(page.Html), StringComparison.Ordinal);
-        using var response = await admin.Client.Http.GetAsync("/Admin/Audit/Export?user=liam");
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("application/x-ndjson", response.Content.Headers.ContentType!.MediaType);
-        var lines = (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // The export form carries the filters shown.
+        Assert.Equal("liam", page.HiddenValue("user"));
+        var response = await admin.Client.PostAsync("/Admin/Audit/Export", null, ExportFields(page), page.AntiforgeryToken(), follow: false);
+        Assert.Equal(HttpStatusCode.OK, response.Status);
+        Assert.Equal("application/x-ndjson", response.Message.Content.Headers.ContentType!.MediaType);
+        var lines = response.Html.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var events = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.NotEmpty(events);
         Assert.All(events, e => Assert.Equal("liam", e.GetProperty("username").GetString()));
@@ -89,11 +90,46 @@ public sealed class AuditTrailTests
     {
         await using var env = await PortalEnvironment.StartAsync();
         var admin = await env.EnrollWithTotpAsync("root", admin: true);
+        var page = await admin.Client.GetAsync("/Admin/Audit?kind=Signed+in");
         env.Time.Advance(TimeSpan.FromMinutes(6));
-        var export = await admin.Client.GetRawAsync("/Admin/Audit/Export");
+        var export = await admin.Client.PostAsync("/Admin/Audit/Export", null, ExportFields(page), page.AntiforgeryToken(), follow: false);
         Assert.Equal(HttpStatusCode.Redirect, export.Status);
         Assert.StartsWith("/Account/StepUp", export.Location, StringComparison.Ordinal);
+        // Back to the page with its filters after the check, where the export is a form again.
+        Assert.Contains("returnUrl=" + Uri.EscapeDataString("/Admin/Audit?kind=Signed%20in"), export.Location, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AdminAuditExport_CrossSiteGetOrPostWithoutAntiforgery_ExportsNothing()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var admin = await env.EnrollWithTotpAsync("root", admin: true);
+
+        // A link on another site, followed by the admin's browser with its (SameSite=Lax) session
+        // cookie and a fresh MFA check: it only opens the page, with the filters of the link.
+        var get = await admin.Client.GetRawAsync("/Admin/Audit/Export?user=liam&kind=Signed+in");
+        Assert.Equal(HttpStatusCode.Redirect, get.Status);
+        Assert.Equal("/Admin/Audit?user=liam&kind=Signed%20in", get.Location);
+        Assert.Null(get.Message.Content.Headers.ContentDisposition);
+        Assert.DoesNotContain("\"username\"", get.Html, StringComparison.Ordinal);
+
+        // A form on another site can post, but has no antiforgery token (or a made-up one).
+        var noToken = await admin.Client.PostAsync("/Admin/Audit/Export", null, [new("user", "liam")], token: null, follow: false);
+        Assert.Equal(HttpStatusCode.BadRequest, noToken.Status);
+        var forged = await admin.Client.PostAsync("/Admin/Audit/Export", null, [new("user", "liam")], token: "forged-token", follow: false);
+        Assert.Equal(HttpStatusCode.BadRequest, forged.Status);
+        Assert.DoesNotContain("\"username\"", noToken.Html + forged.Html, StringComparison.Ordinal);
+
+        await using var scope = env.Portal.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        Assert.Equal(0, await db.SecurityEvents.CountAsync(e => e.Kind == SecurityEventKinds.AuditExported));
+    }
+
+    private static readonly string[] FilterFields = ["user", "kind", "from", "to"];
+
+    /// <summary>The filter fields of the page's export form.</summary>
+    private static List<KeyValuePair<string, string>> ExportFields(PageResponse page) =>
+        [.. FilterFields.Select(f => new KeyValuePair<string, string>(f, page.HiddenValue(f) ?? string.Empty))];
 
     [Fact]
     public async Task NonAdmin_CannotSeeOrExportTheAuditTrail()
@@ -181,7 +217,7 @@ public sealed class AuditTrailTests
         var admin = await env.EnrollWithTotpAsync("root", admin: true);
 
         var page = await admin.Client.GetRawAsync("/Admin/Audit?to=9999-12-31");
-        var export = await admin.Client.GetRawAsync("/Admin/Audit/Export?to=9999-12-31");
+        var export = await admin.Client.PostAsync("/Admin/Audit/Export", null, ExportFields(page), page.AntiforgeryToken(), follow: false);
 
         Assert.Equal(HttpStatusCode.OK, page.Status);
         Assert.Contains("root", page.TextOf("audit-events"), StringComparison.Ordinal);

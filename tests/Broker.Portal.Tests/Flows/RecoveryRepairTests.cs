@@ -45,7 +45,7 @@ public sealed class RecoveryRepairTests
         Assert.StartsWith("/Account/StepUp", (await c.PostAsync("/AppPasswords/New", null, NewAppPassword, token, follow: false)).Location, StringComparison.Ordinal);
         Assert.Empty(await env.Portal.AppPasswords.ListAsync("lou"));
         Assert.StartsWith("/Account/StepUp", (await c.PostAsync("/Security", "RemoveTotp", [], token, follow: false)).Location, StringComparison.Ordinal);
-        Assert.StartsWith("/Account/StepUp", (await c.GetRawAsync("/Admin/Audit/Export")).Location, StringComparison.Ordinal);
+        Assert.StartsWith("/Account/StepUp", (await c.PostAsync("/Admin/Audit/Export", null, [], token, follow: false)).Location, StringComparison.Ordinal);
         Assert.StartsWith("/Account/StepUp", (await c.PostAsync("/Admin/ApiKeys", "Create", [new("Name", "repair")], token, follow: false)).Location, StringComparison.Ordinal);
 
         // Bound to the session that used the code: the user's other, stale session gets nothing.

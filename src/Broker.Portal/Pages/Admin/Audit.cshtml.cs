@@ -22,8 +22,6 @@ public sealed class AdminAuditModel(SecurityLog log) : PortalPage
 
     public AuditFilter Filter { get; private set; } = new(null, null, null, null);
 
-    public string ExportUrl => QueryHelpers.AddQueryString("/Admin/Audit/Export", Query(Filter));
-
     public async Task<IActionResult> OnGetAsync(string? user, string? kind, DateOnly? from, DateOnly? to)
     {
         Filter = new AuditFilter(user, kind, from, to);
@@ -32,15 +30,25 @@ public sealed class AdminAuditModel(SecurityLog log) : PortalPage
         return Page();
     }
 
+    /// <summary>
+    /// The export used to be a GET: a link on any other site could make a signed-in admin's browser
+    /// run it (the session cookie is SameSite=Lax, sent on top-level navigation), recording an export
+    /// and downloading the file. It is a POST with antiforgery now; an old link or bookmark only
+    /// opens the page with its filters.
+    /// </summary>
+    public IActionResult OnGetExport(string? user, string? kind, DateOnly? from, DateOnly? to) =>
+        Redirect(PageUrl(new AuditFilter(user, kind, from, to)));
+
     /// <summary>The matching events as JSON lines, oldest first; a bulk copy of the trail needs a fresh MFA check.</summary>
-    public async Task<IActionResult> OnGetExportAsync(string? user, string? kind, DateOnly? from, DateOnly? to)
+    public async Task<IActionResult> OnPostExportAsync(string? user, string? kind, DateOnly? from, DateOnly? to)
     {
+        var filter = new AuditFilter(user, kind, from, to);
         if (!Sessions.IsFresh(User))
         {
-            return StepUp();
+            // Back to the page with its filters after the check: the export is a form there.
+            return StepUp(PageUrl(filter));
         }
 
-        var filter = new AuditFilter(user, kind, from, to);
         var admin = await CurrentUserAsync();
         await log.RecordAsync(admin, SecurityEventKinds.AuditExported, Describe(filter), admin.UserName);
 
@@ -56,6 +64,8 @@ public sealed class AdminAuditModel(SecurityLog log) : PortalPage
 
         return new EmptyResult();
     }
+
+    private static string PageUrl(AuditFilter f) => QueryHelpers.AddQueryString("/Admin/Audit", Query(f));
 
     private static Dictionary<string, string?> Query(AuditFilter f) => new Dictionary<string, string?>
     {

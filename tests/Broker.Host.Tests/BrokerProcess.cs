@@ -114,6 +114,13 @@ internal sealed class BrokerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGTERM without waiting for the process to exit.</summary>
+    public async Task TerminateAsync()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+    }
+
     /// <summary>SIGINT, as Ctrl+C in a terminal.</summary>
     public async Task InterruptAsync()
     {

@@ -118,6 +118,71 @@ public sealed partial class EmbeddedHostTests
     }
 
     [Fact]
+    public async Task Sigterm_DuringValidations_StopsTheGatewayFirst_NoFailedRequestsOrErrorsLogged()
+    {
+        using var layout = new EmbeddedLayout();
+        // As fast as the loops below can ask: not this test's business to meet the per-source rate limit.
+        await using var broker = BrokerProcess.Start([.. layout.Args, "--Broker:Gateway:RateLimitPermits=1000000"]);
+        await broker.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+        var key = CallerKeyLine().Match(broker.Output).Groups[1].Value;
+        var (_, issued) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "issue", "--user", "gus", "--name", "Phone", "--scopes", "imap"]);
+        var password = PasswordLine().Match(issued).Groups[1].Value;
+        Assert.Equal(HttpStatusCode.OK, await ValidateAsync(layout, key, "gus", password));
+
+        // Mail servers keep asking while systemd stops the service: each answer is a real one, or no connection at all.
+        var answers = new System.Collections.Concurrent.ConcurrentBag<HttpStatusCode>();
+        using var stop = new CancellationTokenSource();
+        var streams = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{layout.GatewayPort}") };
+            client.DefaultRequestHeaders.Add(CallerKeyOptions.HeaderName, key);
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var response = await client.PostAsJsonAsync("/v1/validate", new { username = "gus", password, service = "imap", remoteIp = "192.0.2.1" });
+                    answers.Add(response.StatusCode);
+                }
+                catch (HttpRequestException)
+                {
+                    // The gateway no longer listens (or closed a kept-alive connection): the mail server tries the next Broker.
+                }
+            }
+        })).ToList();
+        while (answers.Count < 50)
+        {
+            await Task.Delay(20);
+        }
+
+        // One request the gateway has taken but not forwarded yet (its body is still to come) when
+        // SIGTERM arrives: the roles behind the gateway must still be there when it is forwarded.
+        using var slow = new System.Net.Sockets.TcpClient();
+        await slow.ConnectAsync(IPAddress.Loopback, layout.GatewayPort);
+        var wire = slow.GetStream();
+        var body = System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new { username = "gus", password, service = "imap", remoteIp = "192.0.2.1" }));
+        await wire.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
+            $"POST /v1/validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\n{CallerKeyOptions.HeaderName}: {key}\r\nConnection: close\r\n\r\n"));
+        await Task.Delay(500);
+        await broker.TerminateAsync();
+        // Long enough for roles stopping alongside the gateway to be gone.
+        await Task.Delay(1500);
+        await wire.WriteAsync(body);
+        using var reader = new StreamReader(wire);
+        var statusLine = await reader.ReadLineAsync();
+
+        Assert.True(await broker.WaitForExitAsync(TimeSpan.FromSeconds(30)) == 0, broker.Output);
+        await stop.CancelAsync();
+        await Task.WhenAll(streams);
+        Assert.True(statusLine == "HTTP/1.1 200 OK", $"{statusLine}:\n{broker.Output}");
+        Assert.True(answers.All(s => s == HttpStatusCode.OK), $"{string.Join(", ", answers.Where(s => s != HttpStatusCode.OK).Distinct())}:\n{broker.Output}");
+        // The roles behind the gateway stopped while it still sent them requests and probes: proxy errors and failed probes were logged with stack traces.
+        Assert.DoesNotContain("   at ", broker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("fail:", broker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("crit:", broker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("warn: Yarp", broker.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Revocation_SurvivesACrash()
     {
         using var layout = new EmbeddedLayout();

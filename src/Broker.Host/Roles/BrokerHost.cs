@@ -138,10 +138,26 @@ internal static class BrokerHost
             ? "credential store: external Redis (Redis:Configuration)"
             : $"credential store: embedded Garnet on {embedded.Endpoint}, data in {Path.GetFullPath(options.DataDirectory)}");
 
-        await Task.WhenAll(apps.Select(a => a.WaitForShutdownAsync(ct)));
-        foreach (var app in apps)
+        // Each role's console lifetime hears SIGTERM; the first role told to stop (or Ctrl+C) stops them all.
+        var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using (ct.Register(() => stopping.TrySetResult()))
         {
-            await app.DisposeAsync();
+            foreach (var app in apps)
+            {
+                app.Lifetime.ApplicationStopping.Register(() => stopping.TrySetResult());
+            }
+
+            await stopping.Task;
+        }
+
+        // In the reverse of the start order, so the gateway first: it stops taking connections and
+        // finishes the requests it holds while the roles behind it still answer them. Stopped all at
+        // once, a request or health probe the gateway sent in that moment failed (a 502 to the mail
+        // server, a warning with a stack trace in the log).
+        for (var i = apps.Count - 1; i >= 0; i--)
+        {
+            await apps[i].StopAsync(CancellationToken.None);
+            await apps[i].DisposeAsync();
         }
 
         return 0;

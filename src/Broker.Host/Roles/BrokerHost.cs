@@ -118,6 +118,12 @@ internal static class BrokerHost
             // Never an unhandled exception (exit 134 and a stack trace): what failed, and the setting to look at.
             var (message, code) = StartFailure(ex, starting);
             await Console.Error.WriteLineAsync($"error: {message}");
+            if (code == 70)
+            {
+                // Not foreseen: the stack trace, which the host no longer logs (StartFailureLogFilter), belongs in the bug report.
+                await Console.Error.WriteLineAsync(ex.ToString());
+            }
+
             return code;
         }
 
@@ -250,6 +256,7 @@ internal static class BrokerHost
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ApplicationName = typeof(BrokerHost).Assembly.GetName().Name, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(overrides);
         builder.Configuration.AddInMemoryCollection([new("Broker:Role", role)]);
+        StartFailureLogFilter.Install(builder.Services);
         // The slim builder leaves out HTTPS configuration from Kestrel:Endpoints; TLS between Dovecot and Broker needs it.
         builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.UseUrls(options.Urls[role]);

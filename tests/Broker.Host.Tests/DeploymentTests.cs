@@ -212,14 +212,22 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
     [Fact]
     public async Task Cli_Interrupted_SaysSoAndExits130()
     {
-        // A store that does not answer, and a minute before the CLI gives up: Ctrl+C comes first.
-        await using var p = BrokerProcess.Start($"--Redis:Configuration=127.0.0.1:{FreePort.Get()},connectTimeout=300", "--Redis:OperationTimeout=00:01:00", $"--Broker:Pepper:Value={Pepper}", "app-password", "list", "--user", "x");
+        // A store that takes the connection but does not answer writes, and a minute before the CLI gives up: Ctrl+C comes first.
+        await using var store = await RedisServer.StartAsync();
+        await using (var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(store.Configuration + ",allowAdmin=true"))
+        {
+            await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "60000", "WRITE");
+        }
+
+        await using var p = BrokerProcess.Start($"--Redis:Configuration={store.Configuration}", "--Redis:OperationTimeout=00:01:00", $"--Broker:Pepper:Value={Pepper}", "apikey", "create", "paused");
         await Task.Delay(TimeSpan.FromSeconds(5));
 
         await p.InterruptAsync();
         var code = await p.WaitForExitAsync(TimeSpan.FromSeconds(30));
 
-        // It was an unhandled TaskCanceledException (exit 134, a stack trace).
+        // It was an unhandled TaskCanceledException (exit 134, a stack trace). Then, with a store that
+        // had taken the command, it waited out the operation timeout: closing the connection queued
+        // QUIT behind the unanswered command.
         Assert.True(code == 130, $"exit {code}:\n{p.Output}");
         Assert.Contains("error: interrupted", p.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("Unhandled exception", p.Output, StringComparison.Ordinal);

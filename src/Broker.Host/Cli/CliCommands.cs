@@ -105,9 +105,10 @@ internal static class CliCommands
             return Fail($"{ex.Message}\n{Usage}", UsageExit);
         }
 
+        ServiceProvider? services = null;
         try
         {
-            await using var services = BuildServices(config);
+            services = BuildServices(config);
             return await command.Run(services, flags, positional, ct);
         }
         catch (UsageException ex)
@@ -147,6 +148,15 @@ internal static class CliCommands
         {
             // Not foreseen above: still a message and an exit code, never an unhandled exception.
             return Fail($"unexpected {ex.GetType().Name}: {ex.Message} (this is a bug in broker; please report it with the command line)", 70);
+        }
+        finally
+        {
+            // Interrupted: exit now. Disposed, the store connection queues QUIT behind the commands
+            // the store has not answered and waits for them, up to the operation timeout.
+            if (services is not null && !ct.IsCancellationRequested)
+            {
+                await services.DisposeAsync();
+            }
         }
     }
 

@@ -5,6 +5,7 @@ using Broker.Core.Callers;
 using Broker.Host.Roles;
 using Broker.Validation.MailServers;
 using Broker.Portal;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -14,7 +15,7 @@ namespace Broker.Host.Cli;
 /// Administration from the command line, against the same store the server uses. In the
 /// embedded default the server must be running (the CLI talks to its Garnet on loopback).
 /// </summary>
-internal static class CliCommands
+internal static partial class CliCommands
 {
     public const string Usage = """
         usage:
@@ -66,6 +67,12 @@ internal static class CliCommands
         ["user create-admin"] = new(["USER"], [], (s, _, p, ct) => UserCreate(s, p[0], true, ct)),
         ["user enrollment-link"] = new(["USER"], [], (s, _, p, ct) => EnrollmentLink(s, p[0], ct)),
     };
+
+    /// <summary>How long the CLI waits to connect to the store unless <c>Redis:Configuration</c> says (the server's lower bound).</summary>
+    private const int CliConnectTimeoutMs = 2000;
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(^|,)\s*connectTimeout\s*=", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    private static partial System.Text.RegularExpressions.Regex ConnectTimeoutOption();
 
     /// <summary>A word that asks for the usage text instead of a command.</summary>
     internal static bool IsHelp(string word) => word is "help" or "--help" or "-h";
@@ -136,9 +143,9 @@ internal static class CliCommands
         {
             return Fail("interrupted before the command finished; if it was making a change, check whether it was made.", 130);
         }
-        catch (Exception ex) when (ex is StoreUnavailableException or RedisException or TimeoutException)
+        catch (Exception ex) when (ex is StoreNotConnectedException or StoreUnavailableException or RedisException or TimeoutException)
         {
-            return Fail($"cannot reach the credential store {StoreDescription(config)}: {ex.Message.TrimEnd('.')}. {StoreHint(config)}", 4);
+            return Fail($"cannot reach the credential store {StoreDescription(config)}: {StoreFailure(ex)}. {StoreHint(config)}", 4);
         }
         catch (Exception ex) when (IsDatabaseFailure(ex))
         {
@@ -241,6 +248,17 @@ internal static class CliCommands
         }
     }
 
+    /// <summary>
+    /// Why a store call failed, in a few words: StackExchange.Redis's own messages run to a
+    /// paragraph of connection diagnostics that say nothing more to a person at a terminal.
+    /// </summary>
+    private static string StoreFailure(Exception ex) => ex switch
+    {
+        RedisConnectionException c => $"{c.FailureType}",
+        RedisTimeoutException or TimeoutException => "no answer in time (Redis:OperationTimeout)",
+        _ => ex.Message.Split('\n')[0].TrimEnd('.', '\r'),
+    };
+
     private static string StoreHint(IConfiguration config) =>
         string.IsNullOrWhiteSpace(config["Redis:Configuration"])
             ? "Is `broker` running, with the same Broker:EmbeddedRedisPort? Without Redis:Configuration the command line uses the server's embedded store."
@@ -259,10 +277,17 @@ internal static class CliCommands
         var options = config.GetSection(BrokerHostOptions.SectionName).Get<BrokerHostOptions>() ?? new BrokerHostOptions();
         // A person is waiting, not a mail server: allow a cold connection more time than a login gets.
         var overrides = new Dictionary<string, string?> { ["Redis:OperationTimeout"] = config["Redis:OperationTimeout"] ?? "00:00:10" };
+        // ...but not to connect: StackExchange.Redis waits out its whole connect timeout (5 s by
+        // default, at times twice that) even for a store that refuses the connection.
+        if (config["Redis:Configuration"] is { } configured && !string.IsNullOrWhiteSpace(configured) && !ConnectTimeoutOption().IsMatch(configured))
+        {
+            overrides["Redis:Configuration"] = $"{configured},connectTimeout={CliConnectTimeoutMs}";
+        }
+
         if (string.IsNullOrWhiteSpace(config["Redis:Configuration"]))
         {
             // The running embedded host owns Garnet; reach it on loopback and reuse its pepper file.
-            overrides["Redis:Configuration"] = $"127.0.0.1:{options.EmbeddedRedisPort}";
+            overrides["Redis:Configuration"] = $"127.0.0.1:{options.EmbeddedRedisPort},connectTimeout={CliConnectTimeoutMs}";
             if (string.IsNullOrWhiteSpace(config["Broker:Pepper:Value"]) && string.IsNullOrWhiteSpace(config["Broker:Pepper:File"]))
             {
                 overrides["Broker:Pepper:File"] = options.EmbeddedPepperFile;
@@ -285,6 +310,21 @@ internal static class CliCommands
         services.AddBrokerDoveadmKick();
         // Portal accounts (user create) use the same database settings as the portal role.
         services.AddBrokerPortal();
+        // A person is waiting: a store that cannot be connected to is said at once, not after the
+        // command waited out its operation timeout queued behind a connection that never came.
+        var connect = services.Last(d => d.ServiceType == typeof(IConnectionMultiplexer)).ImplementationFactory!;
+        services.Replace(ServiceDescriptor.Singleton<IConnectionMultiplexer>(sp =>
+        {
+            var redis = (IConnectionMultiplexer)connect(sp);
+            if (redis.IsConnected)
+            {
+                return redis;
+            }
+
+            var waited = ConfigurationOptions.Parse(redis.Configuration).ConnectTimeout;
+            redis.Dispose();
+            throw new StoreNotConnectedException($"no connection within {waited / 1000.0:0.#} s{(string.IsNullOrWhiteSpace(config["Redis:Configuration"]) ? string.Empty : " (connectTimeout in Redis:Configuration)")}");
+        }));
         return services.BuildServiceProvider();
     }
 
@@ -607,6 +647,9 @@ internal static class CliCommands
     }
 
     private sealed class UsageException(string message) : Exception(message);
+
+    /// <summary>The credential store could not be connected to within the connect timeout.</summary>
+    private sealed class StoreNotConnectedException(string message) : Exception(message);
 
     private sealed class HelpRequested : Exception;
 }

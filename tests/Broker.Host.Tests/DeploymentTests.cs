@@ -236,6 +236,27 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
         Assert.DoesNotContain("Unhandled exception", p.Output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("user", "create", "pat@example.com")]
+    [InlineData("user", "create-admin", "pat@example.com")]
+    [InlineData("user", "enrollment-link", "admin")]
+    public async Task Cli_PortalAccountCommands_WithoutAPortalDatabase_AreRefusedAndCreateNothing(params string[] command)
+    {
+        // The command line run from another working directory: its default data directory is not the server's.
+        using var elsewhere = new TempDirectory();
+        var data = Path.Combine(elsewhere.Path, "data");
+
+        var (code, output) = await BrokerProcess.RunAsync([.. Shared, $"--Broker:DataDirectory={data}", .. command]);
+
+        // It made a new data directory (0755) with a new, empty portal.db, and the account and
+        // one-time link there, which the portal knew nothing of.
+        Assert.True(code == 3, output);
+        Assert.Contains($"error: no portal database at {Path.Combine(data, "portal.db")}: the command line does not create one (the portal does, at its first start). "
+            + "Run the command in the server's working directory, or give it the server's data directory: --Broker:DataDirectory=PATH.", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("enrollment link", output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(data));
+    }
+
     [Fact]
     public async Task Cli_PortalDatabaseUnreachable_SaysSoAndExits4()
     {

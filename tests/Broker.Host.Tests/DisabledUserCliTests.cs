@@ -55,7 +55,10 @@ public sealed class DisabledUserCliTests(RedisFixture redis) : IClassFixture<Red
         // A mistyped name was disabled as readily, with the same words: the real user kept their access unnoticed.
         Assert.True(mistyped.ExitCode == 0, mistyped.Output);
         Assert.Contains($"disabled {typo} for mail login and revoked 0 app password(s)", mistyped.Output, StringComparison.Ordinal);
-        Assert.Contains($"warning: '{typo}' had no app passwords and has no portal account: is the name right?", mistyped.Output, StringComparison.Ordinal);
+        Assert.Contains($"warning: '{typo}' had no app passwords and no portal database was found: is the name right?", mistyped.Output, StringComparison.Ordinal);
+        // The data directory holds no portal database, and the command line made none there.
+        Assert.Contains($"no portal database at {Path.Combine(data.Path, "portal.db")} (Broker:DataDirectory): no portal account was changed", real.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(data.Path, "portal.db")));
     }
 }
 

@@ -187,6 +187,21 @@ public sealed partial class EmbeddedHostTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task ExistingDataDirectoryOpenToOthers_IsMadePrivateAtStart()
+    {
+        // As an earlier release, or mkdir under the usual umask, left it: 0755, the portal database inside readable by all.
+        using var layout = new EmbeddedLayout();
+        var data = Path.Combine(layout.DataDirectory, "data");
+        Directory.CreateDirectory(data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        await using var broker = BrokerProcess.Start([.. layout.Args, $"--Broker:DataDirectory={data}"]);
+        await broker.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(data));
+        Assert.Contains($"data directory {data} (Broker:DataDirectory) was open to other users (mode 0755): made it private (0700)", broker.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Revocation_SurvivesACrash()
     {
         using var layout = new EmbeddedLayout();

@@ -95,6 +95,23 @@ public sealed class StartUpFailureTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task SharedDataDirectory_IsRefusedNotClosed()
+    {
+        // Like /tmp: made 0700 it would lock every other user out of it; left open, it exposes the pepper and the portal database.
+        using var layout = new EmbeddedLayout();
+        var shared = Path.Combine(layout.DataDirectory, "shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("1777", 8));
+        await using var p = BrokerProcess.Start([.. layout.Args, $"--Broker:DataDirectory={shared}"]);
+
+        var code = await p.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        AssertRefused(p, code, 3, $"cannot use the data directory {shared} (Broker:DataDirectory): it is a shared directory (mode 1777); give Broker a directory of its own");
+        Assert.Equal((UnixFileMode)Convert.ToInt32("1777", 8), File.GetUnixFileMode(shared));
+    }
+
+    [Fact]
     public async Task PortalDatabaseThatCannotBeOpened_IsRefusedNamingTheSetting()
     {
         using var layout = new EmbeddedLayout();

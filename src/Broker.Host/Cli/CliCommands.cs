@@ -458,19 +458,54 @@ internal static partial class CliCommands
         // Said before the portal step, so that a portal database failure does not hide that this part is done.
         Console.WriteLine(disabled ? $"disabled {user} for mail login and revoked {revoked} app password(s)" : $"enabled {user} for mail login");
         // The portal account too, so a disabled person cannot sign in and mint new app passwords.
-        var portal = await Broker.Portal.Accounts.PortalCommands.SetPortalDisabledAsync(sp, user, disabled, ct);
-        Console.WriteLine(portal ? $"{(disabled ? "disabled" : "enabled")} the portal account too" : "no portal account");
+        // Not in a database made here, though: there may be no portal at all, or its database is elsewhere.
+        var missing = MissingPortalDatabase(sp);
+        var portal = missing is null && await Broker.Portal.Accounts.PortalCommands.SetPortalDisabledAsync(sp, user, disabled, ct);
+        Console.WriteLine(portal ? $"{(disabled ? "disabled" : "enabled")} the portal account too"
+            : missing is null ? "no portal account"
+            : $"no portal database at {missing} (Broker:DataDirectory): no portal account was changed");
         if (disabled && revoked == 0 && !portal)
         {
             // Users live in the mail directory, not here: a mistyped name is disabled as readily as the right one.
-            Console.Error.WriteLine($"warning: '{user}' had no app passwords and has no portal account: is the name right?");
+            Console.Error.WriteLine($"warning: '{user}' had no app passwords and {(missing is null ? "has no portal account" : "no portal database was found")}: is the name right?");
         }
 
         return 0;
     }
 
+    /// <summary>
+    /// The portal's SQLite database at its default place in the data directory, when it is not there;
+    /// null when it is, or another database is configured. The command line never creates it: run
+    /// from another working directory it made a second, empty database (and a data directory open
+    /// to other users) beside the server's, and the accounts and links it made there were not the
+    /// portal's.
+    /// </summary>
+    private static string? MissingPortalDatabase(IServiceProvider sp)
+    {
+        var portal = sp.GetRequiredService<IOptions<PortalOptions>>().Value;
+        if (portal.DatabaseProvider == "Postgres" || !string.IsNullOrWhiteSpace(portal.ConnectionString))
+        {
+            return null;
+        }
+
+        var path = Path.Combine(Path.GetFullPath(sp.GetRequiredService<IConfiguration>()["Broker:DataDirectory"] ?? "data"), "portal.db");
+        return File.Exists(path) ? null : path;
+    }
+
+    /// <summary>Refuses a portal-account command when <see cref="MissingPortalDatabase"/> finds none; null to go on.</summary>
+    private static int? RefuseWithoutPortalDatabase(IServiceProvider sp) =>
+        MissingPortalDatabase(sp) is { } missing
+            ? Fail($"no portal database at {missing}: the command line does not create one (the portal does, at its first start). "
+                + "Run the command in the server's working directory, or give it the server's data directory: --Broker:DataDirectory=PATH.", 3)
+            : null;
+
     private static async Task<int> UserCreate(IServiceProvider sp, string user, bool admin, CancellationToken ct)
     {
+        if (RefuseWithoutPortalDatabase(sp) is { } refused)
+        {
+            return refused;
+        }
+
         var (name, link, expires) = await Broker.Portal.Accounts.PortalCommands.CreateUserAsync(sp, user, admin, ct);
         Console.WriteLine($"created {(admin ? "administrator" : "user")} {name}");
         Console.WriteLine($"one-time enrollment link (valid until {expires:u}): {link}");
@@ -478,9 +513,10 @@ internal static partial class CliCommands
     }
 
     private static async Task<int> EnrollmentLink(IServiceProvider sp, string user, CancellationToken ct) =>
-        await Broker.Portal.Accounts.PortalCommands.NewEnrollmentLinkAsync(sp, user, ct) is { } link
+        RefuseWithoutPortalDatabase(sp)
+        ?? (await Broker.Portal.Accounts.PortalCommands.NewEnrollmentLinkAsync(sp, user, ct) is { } link
             ? Print($"one-time enrollment link: {link}")
-            : Fail($"no portal account named '{user}'", 1);
+            : Fail($"no portal account named '{user}'", 1));
 
     private static async Task<int> AllowNetworks(IServiceProvider sp, Dictionary<string, string> flags, CancellationToken ct)
     {

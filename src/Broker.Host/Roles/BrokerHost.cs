@@ -63,7 +63,7 @@ internal static class BrokerHost
             // The portal's SQLite database and keys default to the data directory: made private here, before the portal makes it with the umask's mode.
             try
             {
-                options.CreateDataDirectory();
+                ReportTightened(options, options.CreateDataDirectory());
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -177,11 +177,20 @@ internal static class BrokerHost
             return null;
         }
 
-        options.CreateDataDirectory();
+        ReportTightened(options, options.CreateDataDirectory());
         var garnet = EmbeddedGarnet.Start(options.DataDirectory, options.EmbeddedRedisPort);
         overrides["Redis:Configuration"] = garnet.Endpoint;
         AddEmbeddedSecrets(config, options, overrides);
         return garnet;
+    }
+
+    /// <summary>Says once, at start, that a data directory open to other users was made private.</summary>
+    private static void ReportTightened(BrokerHostOptions options, UnixFileMode? was)
+    {
+        if (was is { } mode)
+        {
+            Console.WriteLine($"data directory {Path.GetFullPath(options.DataDirectory)} (Broker:DataDirectory) was open to other users (mode {BrokerHostOptions.Octal(mode)}): made it private (0700)");
+        }
     }
 
     /// <summary>Why a role's listen URL cannot be used, naming the setting; null when it can.</summary>

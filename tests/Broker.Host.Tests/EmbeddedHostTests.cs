@@ -121,6 +121,25 @@ public sealed partial class EmbeddedHostTests
         Assert.True(File.Exists(Path.Combine(data, "pepper.key")), broker.Output);
     }
 
+    [Theory]
+    [InlineData("portal", true, false, 0)]
+    [InlineData("gateway", false, true, 0)]
+    [InlineData("validation", false, false, 70)]
+    public void AfterStop_ARoleThatStoppedByItself_IsACrash_NotAStop(string stoppedBy, bool signalled, bool interrupted, int expected)
+    {
+        var (code, error) = Roles.BrokerHost.AfterStop(stoppedBy, signalled, interrupted);
+
+        Assert.Equal(expected, code);
+        if (expected == 0)
+        {
+            Assert.Null(error);
+        }
+        else
+        {
+            Assert.Contains("the validation role stopped by itself", error, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task Sigterm_DuringValidations_StopsTheGatewayFirst_NoFailedRequestsOrErrorsLogged()
     {

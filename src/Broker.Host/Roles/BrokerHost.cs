@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Broker.Core;
 using Broker.Gateway;
@@ -145,15 +146,22 @@ internal static class BrokerHost
             : $"credential store: embedded Garnet on {embedded.Endpoint}, data in {Path.GetFullPath(options.DataDirectory)}");
 
         // Each role's console lifetime hears SIGTERM; the first role told to stop (or Ctrl+C) stops them all.
-        var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using (ct.Register(() => stopping.TrySetResult()))
+        // A role may also stop by itself (a background service that failed stops its host): that is
+        // a crash, and the exit code must say so, or a supervisor restarting on failure would not.
+        var signalled = false;
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => signalled = true);
+        using var sigquit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, _ => signalled = true);
+        var stopping = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        string? stoppedBy;
+        await using (ct.Register(() => stopping.TrySetResult(null)))
         {
             foreach (var app in apps)
             {
-                app.Lifetime.ApplicationStopping.Register(() => stopping.TrySetResult());
+                var role = app.Configuration["Broker:Role"];
+                app.Lifetime.ApplicationStopping.Register(() => stopping.TrySetResult(role));
             }
 
-            await stopping.Task;
+            stoppedBy = await stopping.Task;
         }
 
         // In the reverse of the start order, so the gateway first: it stops taking connections and
@@ -166,8 +174,23 @@ internal static class BrokerHost
             await apps[i].DisposeAsync();
         }
 
-        return 0;
+        var (exitCode, error) = AfterStop(stoppedBy, signalled, ct.IsCancellationRequested);
+        if (error is not null)
+        {
+            await Console.Error.WriteLineAsync($"error: {error}");
+        }
+
+        return exitCode;
     }
+
+    /// <summary>
+    /// The exit code once every role has stopped: 0 when the process was told to stop (a signal,
+    /// Ctrl+C), 70 with a message when a role stopped by itself, which is a crash.
+    /// </summary>
+    internal static (int Code, string? Error) AfterStop(string? stoppedBy, bool signalled, bool interrupted) =>
+        signalled || interrupted || stoppedBy is null
+            ? (0, null)
+            : (70, $"the {stoppedBy} role stopped by itself (see the log above); the other roles were stopped too");
 
     /// <summary>Starts Garnet when no Redis is configured and returns the settings every role needs to use it.</summary>
     internal static EmbeddedGarnet? StartEmbeddedStoreIfNeeded(IConfiguration config, BrokerHostOptions options, Dictionary<string, string?> overrides)

@@ -77,7 +77,8 @@ public static class Username
     /// Format characters (Unicode category Cf: zero width space, soft hyphen, bidi overrides and
     /// isolates, byte order mark, tag characters…) do not show, or reorder what does, so a name with
     /// one looks like another account's in the audit trail and the admin pages. ZWNJ and ZWJ are
-    /// kept: Persian and Indic names need them.
+    /// kept where Persian and Indic names need them, between two letters or marks of a non-Latin
+    /// script; anywhere else (at an end, next to ASCII, in an emoji sequence) they only hide.
     /// </remarks>
     public static string? FindInvisibleCharacter(string? raw)
     {
@@ -86,22 +87,34 @@ public static class Username
             return null;
         }
 
+        Rune? previous = null;
         for (var i = 0; i < raw.Length;)
         {
             // A lone surrogate decodes as invalid and is skipped: TryNormalize refuses it on its own.
             var status = Rune.DecodeFromUtf16(raw.AsSpan(i), out var rune, out var used);
-            if (status == System.Buffers.OperationStatus.Done
-                && rune.Value is not (0x200C or 0x200D)
-                && Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format)
+            used = Math.Max(used, 1);
+            if (status == System.Buffers.OperationStatus.Done && Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format)
             {
-                return $"U+{rune.Value:X4}";
+                var joins = rune.Value is 0x200C or 0x200D
+                    && IsJoinable(previous)
+                    && i + used < raw.Length
+                    && Rune.DecodeFromUtf16(raw.AsSpan(i + used), out var next, out _) == System.Buffers.OperationStatus.Done
+                    && IsJoinable(next);
+                if (!joins)
+                {
+                    return $"U+{rune.Value:X4}";
+                }
             }
 
-            i += Math.Max(used, 1);
+            previous = status == System.Buffers.OperationStatus.Done ? rune : null;
+            i += used;
         }
 
         return null;
     }
+
+    private static bool IsJoinable(Rune? rune) =>
+        rune is { IsAscii: false } r && (Rune.IsLetter(r) || Rune.GetUnicodeCategory(r) is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark);
 
     private static bool HasLoneSurrogate(string s)
     {

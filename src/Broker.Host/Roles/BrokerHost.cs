@@ -40,17 +40,37 @@ internal static class BrokerHost
 
         // A gateway alone holds no credentials; every other role needs the store.
         var needsStore = roles.Any(r => r != "gateway");
-        if (needsStore && string.IsNullOrWhiteSpace(config["Redis:Configuration"]) && options.EmbeddedRedisPort is < 1 or > 65535)
+        var embeddedStore = needsStore && string.IsNullOrWhiteSpace(config["Redis:Configuration"]);
+        if (embeddedStore && options.EmbeddedRedisPort is < 1 or > 65535)
         {
             await Console.Error.WriteLineAsync($"error: Broker:EmbeddedRedisPort must be a port from 1 to 65535; got {options.EmbeddedRedisPort}.");
             return 3;
+        }
+
+        // The embedded store's AOF and pepper, and the portal's SQLite database and keys, default to
+        // the data directory: made private here, before Garnet or the portal make it with the umask's mode.
+        if (embeddedStore || roles.Contains("portal"))
+        {
+            try
+            {
+                var was = options.CreateDataDirectory();
+                if (was is { } mode)
+                {
+                    Console.WriteLine($"data directory {Path.GetFullPath(options.DataDirectory)} (Broker:DataDirectory) was open to other users (mode {BrokerHostOptions.Octal(mode)}): made it private (0700)");
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await Console.Error.WriteLineAsync($"error: {DataDirectoryProblem(options, ex)}");
+                return 3;
+            }
         }
 
         var overrides = new Dictionary<string, string?>();
         EmbeddedGarnet? started;
         try
         {
-            started = needsStore ? StartEmbeddedStoreIfNeeded(config, options, overrides) : null;
+            started = embeddedStore ? StartEmbeddedStore(config, options, overrides) : null;
         }
         catch (Exception ex) when (EmbeddedStoreFailure(ex, options) is { } message)
         {
@@ -59,19 +79,6 @@ internal static class BrokerHost
         }
 
         using var embedded = started;
-        if (embedded is null && roles.Contains("portal"))
-        {
-            // The portal's SQLite database and keys default to the data directory: made private here, before the portal makes it with the umask's mode.
-            try
-            {
-                ReportTightened(options, options.CreateDataDirectory());
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                await Console.Error.WriteLineAsync($"error: cannot use the data directory {Path.GetFullPath(options.DataDirectory)} (Broker:DataDirectory): {ex.Message}");
-                return 3;
-            }
-        }
         if (roles.Contains("gateway") && roles.Contains("validation") && config.GetSection("Broker:Gateway:ValidationDestinations").GetChildren().Any() == false)
         {
             overrides["Broker:Gateway:ValidationDestinations:local"] = options.Urls["validation"];
@@ -192,29 +199,17 @@ internal static class BrokerHost
             ? (0, null)
             : (70, $"the {stoppedBy} role stopped by itself (see the log above); the other roles were stopped too");
 
-    /// <summary>Starts Garnet when no Redis is configured and returns the settings every role needs to use it.</summary>
-    internal static EmbeddedGarnet? StartEmbeddedStoreIfNeeded(IConfiguration config, BrokerHostOptions options, Dictionary<string, string?> overrides)
+    /// <summary>Starts Garnet (no Redis is configured) and puts the settings every role needs to use it into <paramref name="overrides"/>.</summary>
+    private static EmbeddedGarnet StartEmbeddedStore(IConfiguration config, BrokerHostOptions options, Dictionary<string, string?> overrides)
     {
-        if (!string.IsNullOrWhiteSpace(config["Redis:Configuration"]))
-        {
-            return null;
-        }
-
-        ReportTightened(options, options.CreateDataDirectory());
         var garnet = EmbeddedGarnet.Start(options.DataDirectory, options.EmbeddedRedisPort);
         overrides["Redis:Configuration"] = garnet.Endpoint;
         AddEmbeddedSecrets(config, options, overrides);
         return garnet;
     }
 
-    /// <summary>Says once, at start, that a data directory open to other users was made private.</summary>
-    private static void ReportTightened(BrokerHostOptions options, UnixFileMode? was)
-    {
-        if (was is { } mode)
-        {
-            Console.WriteLine($"data directory {Path.GetFullPath(options.DataDirectory)} (Broker:DataDirectory) was open to other users (mode {BrokerHostOptions.Octal(mode)}): made it private (0700)");
-        }
-    }
+    private static string DataDirectoryProblem(BrokerHostOptions options, Exception ex) =>
+        $"cannot use the data directory {Path.GetFullPath(options.DataDirectory)} (Broker:DataDirectory): {ex.Message}";
 
     /// <summary>Why a role's listen URL cannot be used, naming the setting; null when it can.</summary>
     internal static string? ListenUrlProblem(BrokerHostOptions options, string role)
@@ -243,8 +238,7 @@ internal static class BrokerHost
     /// <summary>What to tell the operator when the embedded store cannot start; null for a failure not foreseen.</summary>
     private static string? EmbeddedStoreFailure(Exception ex, BrokerHostOptions options) => ex switch
     {
-        IOException or UnauthorizedAccessException =>
-            $"cannot use the data directory {Path.GetFullPath(options.DataDirectory)} (Broker:DataDirectory): {ex.Message}",
+        IOException or UnauthorizedAccessException => DataDirectoryProblem(options, ex),
         Garnet.common.GarnetException { InnerException: System.Net.Sockets.SocketException socket } =>
             $"the embedded Garnet cannot listen on 127.0.0.1:{options.EmbeddedRedisPort} (Broker:EmbeddedRedisPort): {socket.SocketErrorCode}. "
             + "Is another broker using this port? Stop it, or choose another port (the CLI needs the same setting), or set Redis:Configuration.",

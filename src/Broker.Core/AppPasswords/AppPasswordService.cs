@@ -821,9 +821,7 @@ public sealed partial class AppPasswordService(
 
     private static string NormalizeOwner(string user) =>
         Username.TryNormalize(user, out var owner) ? owner
-        : throw new AppPasswordException(Username.FindInvisibleCharacter(user) is { } hidden
-            ? $"The username contains the invisible character {hidden} (a zero width space, soft hyphen, direction mark or the like), which would let it pass for another name."
-            : "The username is empty, too long or contains control characters.");
+        : throw new AppPasswordException(Username.InvisibleCharacterProblem(user) ?? "The username is empty, too long or contains control characters.");
 
     private async Task<string?> HashOf(string owner, string id, CancellationToken ct)
     {

@@ -113,6 +113,15 @@ public static class Username
         return null;
     }
 
+    /// <summary>
+    /// What to tell a person whose name <see cref="TryNormalize"/> refused because of an invisible
+    /// character, naming it; null when the name has none (then it is empty, too long or has control
+    /// characters or spaces).
+    /// </summary>
+    public static string? InvisibleCharacterProblem(string? raw) => FindInvisibleCharacter(raw) is { } hidden
+        ? $"The username contains the invisible character {hidden} (a zero width space, soft hyphen, direction mark or the like), which would let it pass for another name."
+        : null;
+
     private static bool IsJoinable(Rune? rune) =>
         rune is { IsAscii: false } r && (Rune.IsLetter(r) || Rune.GetUnicodeCategory(r) is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark);
 

@@ -59,9 +59,7 @@ public sealed class AccountService(
     {
         if (!Username.TryNormalize(username, out var normalized))
         {
-            throw new AccountException(Username.FindInvisibleCharacter(username) is { } hidden
-                ? $"The username contains the invisible character {hidden} (a zero width space, soft hyphen, direction mark or the like), which would let it pass for another name."
-                : "The username is empty, too long or contains spaces or control characters.");
+            throw new AccountException(Username.InvisibleCharacterProblem(username) ?? "The username is empty, too long or contains spaces or control characters.");
         }
 
         if (await users.FindByNameAsync(normalized) is not null)

@@ -186,15 +186,12 @@ public sealed partial class AppPasswordService(
     public async Task<AppPassword?> GetAsync(string user, string id, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
-        var hash = await HashOf(owner, id, ct);
-        if (hash is null)
-        {
-            return null;
-        }
-
-        var ap = Parse(await Run(db => db.HashGetAllAsync(keys.Credential(owner, hash)), ct));
-        return ap?.Owner == owner ? ap : null;
+        return await HashOf(owner, id, ct) is { } hash ? await ReadAsync(owner, hash, ct) : null;
     }
+
+    /// <summary>The app password stored under <paramref name="hash"/>, or null when it is gone.</summary>
+    private async Task<AppPassword?> ReadAsync(string owner, string hash, CancellationToken ct) =>
+        Parse(await Run(db => db.HashGetAllAsync(keys.Credential(owner, hash)), ct)) is { } ap && ap.Owner == owner ? ap : null;
 
     /// <summary>Extends the expiry, keeping the secret. The new expiry is now + lifetime, within policy.</summary>
     public async Task<AppPassword> RenewAsync(string user, string id, TimeSpan? lifetime, CancellationToken ct = default)
@@ -207,7 +204,7 @@ public sealed partial class AppPasswordService(
         var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
         // Renewing is choosing to keep the access: a protocol the policy no longer allows would
         // otherwise live on for another full lifetime. Creating a new one applies today's policy.
-        var current = Parse(await Run(db => db.HashGetAllAsync(keys.Credential(owner, hash)), ct));
+        var current = await ReadAsync(owner, hash, ct);
         if (current?.Scopes.FirstOrDefault(s => !effective.Allows(s)) is { } dropped)
         {
             throw new AppPasswordException($"This app password includes '{dropped}', which the policy no longer allows, so it cannot be renewed; create a new one for {string.Join(", ", effective.AllowedScopes)}.");
@@ -221,7 +218,7 @@ public sealed partial class AppPasswordService(
         {
             case "ok":
                 Log.Renewed(logger, id, owner, expires);
-                var renewed = (await GetAsync(owner, id, ct))!;
+                var renewed = (await ReadAsync(owner, hash, ct))!;
                 await Notify(e => e.RenewedAsync(renewed, ct));
                 return renewed;
             case "disabled":
@@ -584,7 +581,7 @@ public sealed partial class AppPasswordService(
         var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
         var result = (string?)await Run(db => db.ScriptEvaluateAsync(
             AppPasswordScripts.SetField, [keys.Credential(owner, hash)], [id, field, string.Join(',', values)]), ct);
-        return result == "ok" && await GetAsync(owner, id, ct) is { } updated ? updated : throw new AppPasswordException("No such app password.");
+        return result == "ok" && await ReadAsync(owner, hash, ct) is { } updated ? updated : throw new AppPasswordException("No such app password.");
     }
 
     /// <summary>

@@ -26,11 +26,11 @@ public sealed class MailAuditSink(IServiceScopeFactory scopes) : IAuditSink
             db.SecurityEvents.Add(new SecurityEvent
             {
                 UserId = e.Username is not null && ids.TryGetValue(e.Username, out var id) ? id : null,
-                Username = Columns.Clip(e.Username ?? string.Empty, 256),
+                Username = Columns.Clip(e.Username ?? string.Empty, SecurityEvent.UsernameLength),
                 At = e.At,
-                Kind = Columns.Clip(e.Kind, 64),
-                Detail = Columns.Clip(detail, 1000),
-                RemoteIp = e.RemoteIp is null ? null : Columns.Clip(e.RemoteIp, 64),
+                Kind = Columns.Clip(e.Kind, SecurityEvent.KindLength),
+                Detail = Columns.Clip(detail, SecurityEvent.DetailLength),
+                RemoteIp = e.RemoteIp is null ? null : Columns.Clip(e.RemoteIp, SecurityEvent.RemoteIpLength),
             });
         }
 

@@ -62,7 +62,7 @@ public sealed class SecurityLog(PortalDbContext db, IServiceScopeFactory scopes,
             Username = user.UserName ?? string.Empty,
             At = time.GetUtcNow(),
             Kind = kind,
-            Detail = Columns.Clip(detail, 1000),
+            Detail = Columns.Clip(detail, SecurityEvent.DetailLength),
             RemoteIp = remoteIp ?? http.HttpContext?.Connection.RemoteIpAddress?.ToString(),
             Actor = actor,
         });

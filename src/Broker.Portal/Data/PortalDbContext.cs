@@ -56,11 +56,11 @@ public abstract class PortalDbContext : IdentityDbContext<PortalUser>
         });
         builder.Entity<SecurityEvent>(e =>
         {
-            e.Property(x => x.Kind).HasMaxLength(64);
-            e.Property(x => x.Username).HasMaxLength(256);
-            e.Property(x => x.Detail).HasMaxLength(1000);
-            e.Property(x => x.RemoteIp).HasMaxLength(64);
-            e.Property(x => x.Actor).HasMaxLength(256);
+            e.Property(x => x.Kind).HasMaxLength(SecurityEvent.KindLength);
+            e.Property(x => x.Username).HasMaxLength(SecurityEvent.UsernameLength);
+            e.Property(x => x.Detail).HasMaxLength(SecurityEvent.DetailLength);
+            e.Property(x => x.RemoteIp).HasMaxLength(SecurityEvent.RemoteIpLength);
+            e.Property(x => x.Actor).HasMaxLength(SecurityEvent.ActorLength);
             e.HasIndex(x => new { x.UserId, x.At });
         });
 

@@ -45,6 +45,9 @@ public sealed class RecoveryCode
 /// <summary>One line of a user's security activity (and the admin audit trail).</summary>
 public sealed class SecurityEvent
 {
+    /// <summary>Column lengths: the model declares them, and what writes events clips to them.</summary>
+    public const int KindLength = 64, UsernameLength = 256, DetailLength = 1000, RemoteIpLength = 64, ActorLength = 256;
+
     public long Id { get; set; }
 
     /// <summary>The account the event is about.</summary>

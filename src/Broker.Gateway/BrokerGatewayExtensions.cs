@@ -6,8 +6,10 @@ using Broker.Gateway.Routing;
 using Broker.Gateway.Security;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Health;
 
 namespace Broker.Gateway;
 
@@ -21,6 +23,9 @@ public static class BrokerGatewayExtensions
         services.AddSingleton<IProxyConfigProvider, OptionsProxyConfigProvider>();
         services.AddSingleton<TrustedNetworksMiddleware>();
         services.AddReverseProxy();
+        services.AddSingleton<IActiveHealthCheckPolicy, QuietProbePolicy>();
+        // QuietProbePolicy logs failed probes in one line instead; errors of the monitor itself still show.
+        services.AddLogging(l => l.AddFilter("Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor", LogLevel.Error));
         services.AddBrokerTrustedProxies(GatewayOptions.SectionName + ":TrustedProxies", trustLoopbackByDefault: false);
         services.AddBrokerProblemReplies();
         services.AddProblemDetails();

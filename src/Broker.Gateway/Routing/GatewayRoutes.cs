@@ -61,7 +61,7 @@ internal static class GatewayRoutes
                 Enabled = true,
                 Interval = o.HealthCheckInterval,
                 Timeout = o.HealthCheckTimeout,
-                Policy = HealthCheckConstants.ActivePolicy.ConsecutiveFailures,
+                Policy = QuietProbePolicy.PolicyName,
                 Path = "/health/ready",
             },
             Passive = new PassiveHealthCheckConfig

@@ -141,6 +141,41 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
     }
 
     [Fact]
+    public async Task InstanceDownOrNotReady_IsLoggedInOneLineUntilMarkedUnhealthy_AndItsReturnOnce()
+    {
+        var ready = false;
+        await using var flaky = await BrokerApps.StartAsync(
+            new Dictionary<string, string?>(),
+            _ => { },
+            app => app.MapGet("/health/ready", () => ready ? Results.Ok("ready") : Results.StatusCode(503)));
+        var dead = await StartValidation("dead");
+        var logs = new CapturingLoggerProvider();
+        var config = GatewayConfig(dead, flaky);
+        config["Logging:LogLevel:Default"] = "Information";
+        await using var gateway = await BrokerApps.StartGatewayAsync(config, logs);
+        await dead.DisposeAsync();
+
+        // About ten probes of each at the 200 ms interval.
+        await Task.Delay(2000);
+        ready = true;
+        await Task.Delay(1000);
+
+        var lines = logs.Lines.ToList();
+        var deadFailures = lines.Where(l => l.Contains("[5002] Readiness probe of validation instance v0", StringComparison.Ordinal)).ToList();
+        var flakyFailures = lines.Where(l => l.Contains("[5002] Readiness probe of validation instance v1", StringComparison.Ordinal)).ToList();
+        // YARP's own policy marks an instance unhealthy after two failed probes in a row; after that, silence.
+        Assert.InRange(deadFailures.Count, 1, 2);
+        Assert.InRange(flakyFailures.Count, 1, 2);
+        Assert.All(deadFailures, l => Assert.Contains("failed: Connection refused", l, StringComparison.Ordinal));
+        Assert.All(flakyFailures, l => Assert.Contains("failed: answered 503 (not ready)", l, StringComparison.Ordinal));
+        Assert.Single(lines, l => l.Contains("[5003] validation instance v1", StringComparison.Ordinal) && l.Contains("ready again", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("[5003] validation instance v0", StringComparison.Ordinal));
+        // No probe failure with a stack trace from YARP's monitor.
+        Assert.DoesNotContain(lines, l => l.Contains("ActiveHealthCheckMonitor", StringComparison.Ordinal) && !l.StartsWith("Error", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("   at System.", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task AllInstancesDead_AnswersAnErrorNeverAnAllow()
     {
         var a = await StartValidation("a");

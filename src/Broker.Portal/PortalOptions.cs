@@ -45,6 +45,13 @@ public sealed class PortalOptions
     [Range(5, 10_000)]
     public int SignInPostsPerMinute { get; set; } = 30;
 
+    /// <summary>
+    /// A refused password sign-in is answered this long after the request arrived, or at the next
+    /// multiple of it when the check took longer, so that the response time does not tell existing
+    /// accounts from unknown names. Zero turns the pacing off. At most 10 seconds.
+    /// </summary>
+    public TimeSpan SignInRefusalPace { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Minimum password length for portal accounts.</summary>
     [Range(8, 128)]
     public int MinimumPasswordLength { get; set; } = 12;
@@ -154,6 +161,11 @@ internal sealed class PortalOptionsValidator(IOptions<NotificationOptions> notif
         if (o.StepUpWindow < TimeSpan.FromSeconds(30) || o.StepUpWindow > TimeSpan.FromHours(1))
         {
             errors.Add($"{p}:StepUpWindow must be between 30 seconds and 1 hour; got {o.StepUpWindow}.");
+        }
+
+        if (o.SignInRefusalPace < TimeSpan.Zero || o.SignInRefusalPace > TimeSpan.FromSeconds(10))
+        {
+            errors.Add($"{p}:SignInRefusalPace must be between 0 (off) and 10 seconds; got {o.SignInRefusalPace}.");
         }
 
         // Zero or less locks an account until "now": the count starts again at once and guessing never pauses.

@@ -264,8 +264,9 @@ public sealed class AccountService(
     }
 
     /// <summary>
-    /// After a factor is added or removed: keeps Identity's flag in step so lockout counting covers
-    /// both steps. False when the account could not be updated (a concurrent change).
+    /// After a factor is added or removed: keeps Identity's flag in step with the factors. The
+    /// portal's own lockout counting looks at the factors, not the flag, so a flag left behind
+    /// cannot weaken it. False when the account could not be updated (a concurrent change).
     /// </summary>
     public async Task<bool> SyncTwoFactorFlagAsync(PortalUser user)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Broker.Core.Users;
 using Broker.Portal.Accounts;
 using Broker.Portal.Activity;
@@ -5,6 +6,7 @@ using Broker.Portal.Data;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Broker.Portal.Pages.Account;
 
@@ -13,6 +15,7 @@ public sealed class LoginModel(
     AccountService accounts,
     SignInAttempts attempts,
     SecurityLog log,
+    IOptions<PortalOptions> options,
     ILogger<LoginModel> logger) : PortalPage
 {
     // One message for unknown user, wrong password, disabled and locked-out accounts alike, so the
@@ -29,19 +32,20 @@ public sealed class LoginModel(
 
     public async Task<IActionResult> OnPostPasswordAsync(string? username, string? password, string? returnUrl)
     {
+        var started = Stopwatch.GetTimestamp();
         ReturnUrl = returnUrl;
         Username = username;
         if (!Broker.Core.Users.Username.TryNormalize(username, out var normalized) || string.IsNullOrEmpty(password) || password.Length > AccountService.MaximumPasswordLength)
         {
-            return Fail("input");
+            return await FailAsync("input", started);
         }
 
         var user = await Users.FindByNameAsync(normalized);
         // Every refusal costs exactly one password-hash verification, like a real check, so the
         // hashing does not tell unknown, disabled, locked-out and not yet enrolled (no password)
         // accounts from an existing account with a wrong password. The database writes for an
-        // existing account (attempt count, activity entry) still add a few milliseconds that an
-        // unknown name, for which nothing is stored, does not: see the admin guide's security model.
+        // existing account (attempt count, activity entry) add a few milliseconds that an unknown
+        // name, for which nothing is stored, does not; FailAsync paces the answer to hide them.
         var refusal = user is null ? null : await RefusedWithoutHashingAsync(user);
         if (user is null || refusal is not null)
         {
@@ -51,7 +55,7 @@ public sealed class LoginModel(
                 await log.RecordAsync(user, SecurityEventKinds.SignInFailed, refusal!);
             }
 
-            return Fail("password");
+            return await FailAsync("password", started);
         }
 
         // Counted through the same atomic reservation as the codes of the second step, not Identity's
@@ -60,7 +64,9 @@ public sealed class LoginModel(
         // account as two-factor only with one of its own token providers, which the portal does not
         // use), so whoever knew the password could guess codes without end. A right password
         // completes the sign-in only for an account without a second factor; for the others it must
-        // not reset the wrong codes counted before.
+        // not reset the wrong codes counted before. The factors themselves decide, not Identity's
+        // TwoFactorEnabled flag, which a failed update can leave behind.
+        var factors = await accounts.FactorsAsync(user);
         var hashed = false;
         var result = await attempts.CheckAsync(
             user,
@@ -69,7 +75,7 @@ public sealed class LoginModel(
                 hashed = true;
                 return Users.CheckPasswordAsync(user, password);
             },
-            completesSignIn: !user.TwoFactorEnabled);
+            completesSignIn: !factors.HasAny);
         if (result != AttemptResult.Accepted)
         {
             if (!hashed)
@@ -84,10 +90,9 @@ public sealed class LoginModel(
                 AttemptResult.LockedOut => "account locked after repeated failures",
                 _ => "not checked: concurrent change of the account",
             });
-            return Fail("password");
+            return await FailAsync("password", started);
         }
 
-        var factors = await accounts.FactorsAsync(user);
         if (!factors.HasAny)
         {
             // Password-only session: it can reach nothing but second-factor enrollment.
@@ -133,9 +138,16 @@ public sealed class LoginModel(
         : user.PasswordHash is null ? "no password set yet"
         : null;
 
-    private PageResult Fail(string step)
+    private async Task<PageResult> FailAsync(string step, long started)
     {
         PortalLog.SignInRefused(logger, step);
+        var wait = RefusalPacing.Remaining(Stopwatch.GetElapsedTime(started), options.Value.SignInRefusalPace);
+        if (wait > TimeSpan.Zero)
+        {
+            // Wall-clock time on purpose: what is hidden is what a client can measure.
+            await Task.Delay(wait, HttpContext.RequestAborted);
+        }
+
         Error = GenericFailure;
         return Page();
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using Broker.Portal.Accounts;
 using Broker.Portal.Tests.Infrastructure;
 
 namespace Broker.Portal.Tests.Flows;
@@ -67,6 +68,37 @@ public sealed class EnrollmentAndAppPasswordTests
         using var other = env.NewClient();
         var signedIn = await other.SubmitAsync("/Account/Login", "Password", [new("Username", "bert"), new("Password", longest)]);
         Assert.Equal("/Security", signedIn.Url);
+    }
+
+    [Fact]
+    public async Task EnrollmentLink_ForAForgottenPassword_SaysTheFactorIsAskedNext_AndAsksForIt()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("fred");
+        var (secret, _) = await PortalEnvironment.CreateAppPasswordAsync(user.Client);
+        var link = new Uri((await PortalCommands.NewEnrollmentLinkAsync(env.Portal.Services, "fred", CancellationToken.None))!).PathAndQuery;
+
+        using var client = env.NewClient();
+        var page = await client.GetAsync(link);
+        // The page told someone who still has an authenticator app to add one, which never happens next.
+        Assert.Contains("Choose a new password", page.Html, StringComparison.Ordinal);
+        Assert.Contains("confirm with your passkey or authenticator app", page.TextOf("enroll-next"), StringComparison.Ordinal);
+        Assert.DoesNotContain("add a passkey or an authenticator app", page.Html, StringComparison.Ordinal);
+
+        const string newPassword = "a brand new passphrase";
+        var second = await client.PostAsync(page.Url, null, [new("Token", link.Split("token=")[1]), new("Password", newPassword), new("Confirm", newPassword)], page.AntiforgeryToken());
+        Assert.Equal("/Account/SecondFactor", second.Url);
+        var done = await client.PostAsync(second.Url, "Totp", [new("Code", env.NextCode(user.TotpKey))], second.AntiforgeryToken());
+        Assert.Equal("/AppPasswords", done.Url);
+
+        // As the page says: the other session has ended and the app password still works.
+        Assert.Equal("/Account/Login", (await user.Client.GetAsync("/AppPasswords")).Url.Split('?')[0]);
+        Assert.Equal(HttpStatusCode.OK, await env.ValidateAsync("fred", secret));
+
+        // A link for an account without factors still says what comes next there.
+        var newcomer = await client.GetAsync(await env.CreateUserAsync("gina"));
+        Assert.Contains("Set up your account", newcomer.Html, StringComparison.Ordinal);
+        Assert.Contains("add a passkey or an authenticator app", newcomer.TextOf("enroll-next"), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -15,6 +15,13 @@ public sealed class EnrollModel(AccountService accounts, IOptions<PortalOptions>
 
     public int MinimumLength => options.Value.MinimumPasswordLength;
 
+    /// <summary>
+    /// A link for an account that still has a passkey or authenticator app (a forgotten password):
+    /// the page says that the password is replaced and that the factor is asked for next, not that
+    /// one is to be added.
+    /// </summary>
+    public bool HasFactors { get; private set; }
+
     public List<string> Errors { get; } = [];
 
     public async Task OnGetAsync(string? token)
@@ -23,6 +30,7 @@ public sealed class EnrollModel(AccountService accounts, IOptions<PortalOptions>
         var user = await accounts.FindByEnrollmentTokenAsync(token);
         Invalid = user is null;
         Username = user?.UserName;
+        HasFactors = user is not null && (await accounts.FactorsAsync(user)).HasAny;
     }
 
     public async Task<IActionResult> OnPostAsync(string? token, string? password, string? confirm)
@@ -36,6 +44,7 @@ public sealed class EnrollModel(AccountService accounts, IOptions<PortalOptions>
         }
 
         Username = user.UserName;
+        HasFactors = (await accounts.FactorsAsync(user)).HasAny;
         if (string.IsNullOrEmpty(password) || password != confirm)
         {
             Errors.Add("The two passwords do not match.");

@@ -16,7 +16,13 @@
     }
     status(form, 'Waiting for your passkey…');
     var response = await fetch(form.dataset.optionsUrl, { method: 'POST', body: new FormData(form), credentials: 'same-origin' });
-    if (!response.ok) { status(form, 'Could not start (' + response.status + '). Reload the page and try again.'); return; }
+    if (!response.ok) {
+      // 403 with a location: the page needs a fresh passkey or authenticator check first (step-up).
+      var next = response.status === 403 ? await response.json().catch(function () { return null; }) : null;
+      if (next && typeof next.location === 'string' && /^\/[^\/\\]/.test(next.location)) { window.location.assign(next.location); return; }
+      status(form, 'Could not start (' + response.status + '). Reload the page and try again.');
+      return;
+    }
     var options = await response.json();
     var credential;
     try {

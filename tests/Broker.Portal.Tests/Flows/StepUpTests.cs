@@ -124,6 +124,31 @@ public sealed class StepUpTests
     }
 
     [Fact]
+    public async Task AddPasskey_StaleSession_TheScriptIsSentToStepUp_NotToTheNotAllowedPage()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("rosa");
+        env.Time.Advance(TimeSpan.FromMinutes(10));
+        var security = await user.Client.GetAsync("/Security");
+
+        // The page script fetches the passkey options; a redirect to "Not allowed" left it with an
+        // HTML page it could not read, and the user with an error instead of the step-up.
+        var stale = await user.Client.PostAsync("/Security", "PasskeyCreationOptions", [], security.AntiforgeryToken(), follow: false);
+        Assert.Equal(HttpStatusCode.Forbidden, stale.Status);
+        Assert.Null(stale.Location);
+        using var json = System.Text.Json.JsonDocument.Parse(stale.Html);
+        var location = json.RootElement.GetProperty("location").GetString()!;
+        Assert.StartsWith("/Account/StepUp?", location, StringComparison.Ordinal);
+
+        var stepUp = await user.Client.GetAsync(location);
+        var back = await user.Client.PostAsync(stepUp.Url, "Totp", [new("Code", env.NextCode(user.TotpKey)), new("ReturnUrl", stepUp.HiddenValue("ReturnUrl")!)], stepUp.AntiforgeryToken());
+        Assert.Equal("/Security", back.Url);
+        var options = await user.Client.PostAsync("/Security", "PasskeyCreationOptions", [], back.AntiforgeryToken(), follow: false);
+        Assert.Equal(HttpStatusCode.OK, options.Status);
+        Assert.Contains("challenge", options.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task PasskeyRequiredPolicy_TotpOnlyUser_StepsUpWithTotpToAddAPasskey()
     {
         await using var env = await PortalEnvironment.StartAsync(new Dictionary<string, string?> { ["Broker:Portal:RequiredFactor"] = "passkey" });

@@ -1,6 +1,7 @@
 using Broker.Portal.Accounts;
 using Broker.Portal.Activity;
 using Broker.Portal.Data;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
@@ -51,7 +52,9 @@ public sealed class SecurityModel(
         var user = await CurrentUserAsync();
         if (!await MayChangeFactorsAsync(user))
         {
-            return Forbid();
+            // The page script fetches this and cannot make sense of a redirect (Forbid() leads to the
+            // "Not allowed" page): it goes to this location, and the step-up brings the user back here.
+            return new JsonResult(new { location = Url.Page("/Account/StepUp", new { returnUrl = "/Security" }) }) { StatusCode = StatusCodes.Status403Forbidden };
         }
 
         var entity = new PasskeyUserEntity { Id = user.Id, Name = user.UserName!, DisplayName = user.UserName! };

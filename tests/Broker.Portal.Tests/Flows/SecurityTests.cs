@@ -127,14 +127,17 @@ public sealed class SecurityTests
         await using var env = await PortalEnvironment.StartAsync(new Dictionary<string, string?> { ["Broker:Portal:SignInPostsPerMinute"] = "5" });
         using var c = env.NewClient();
         var page = await c.GetAsync("/Account/Login");
-        var statuses = new List<HttpStatusCode>();
+        var responses = new List<PageResponse>();
         for (var i = 0; i < 7; i++)
         {
-            statuses.Add((await c.PostAsync("/Account/Login", "Password", [new("Username", $"spray{i}"), new("Password", "guess")], page.AntiforgeryToken(), follow: false)).Status);
+            responses.Add(await c.PostAsync("/Account/Login", "Password", [new("Username", $"spray{i}"), new("Password", "guess")], page.AntiforgeryToken(), follow: false));
         }
 
-        Assert.All(statuses.Take(5), s => Assert.Equal(HttpStatusCode.OK, s));
-        Assert.Equal(HttpStatusCode.TooManyRequests, statuses[^1]);
+        Assert.All(responses.Take(5), r => Assert.Equal(HttpStatusCode.OK, r.Status));
+        Assert.Equal(HttpStatusCode.TooManyRequests, responses[^1].Status);
+        // The person is told to wait, not to go back and try again at once (which is refused again).
+        Assert.Equal("Too many attempts", responses[^1].TextOf("error-title"));
+        Assert.Contains("Wait a minute", responses[^1].TextOf("error-text"), StringComparison.Ordinal);
         // Pages and everything outside sign-in stay reachable.
         Assert.Equal(HttpStatusCode.OK, (await c.GetRawAsync("/Account/Login")).Status);
     }

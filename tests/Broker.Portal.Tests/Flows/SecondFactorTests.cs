@@ -51,6 +51,8 @@ public sealed class SecondFactorTests
 
         using var ok = env.NewClient();
         var step = await ok.SubmitAsync("/Account/Login", "Password", [new("Username", "ken"), new("Password", PortalEnvironment.Password)]);
+        // Without a passkey the code is the first and only choice, not an "or".
+        Assert.Contains("<h2>Enter the code from your authenticator app</h2>", step.Html, StringComparison.Ordinal);
         var accepted = await ok.PostAsync(step.Url, "Totp", [new("Code", TotpService.Compute(user.TotpKey, now.AddSeconds(-30)))], step.AntiforgeryToken());
         Assert.Equal("/AppPasswords", accepted.Url);
     }

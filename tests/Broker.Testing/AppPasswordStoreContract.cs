@@ -202,6 +202,30 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
     }
 
     [Fact]
+    public async Task Renew_WithoutALifetime_GivesItsOwnLifetimeAgain_NotTheDefault()
+    {
+        var year = await Store.IssueAsync(User, "Desktop", ["imap"], TimeSpan.FromDays(365));
+        var hour = await Store.IssueAsync(User, "Kiosk", ["imap"], TimeSpan.FromHours(1));
+        Assert.Equal(TimeSpan.FromDays(365), year.AppPassword.Lifetime);
+        Time.Advance(TimeSpan.FromMinutes(30));
+
+        var longOne = await Store.RenewAsync(User, year.AppPassword.Id, null);
+        var shortOne = await Store.RenewAsync(User, hour.AppPassword.Id, null);
+
+        // The default lifetime would have cut the first to a month and stretched the second to one.
+        Assert.Equal(Time.GetUtcNow() + TimeSpan.FromDays(365), longOne.Expires, TimeSpan.FromSeconds(1));
+        Assert.Equal(Time.GetUtcNow() + TimeSpan.FromHours(1), shortOne.Expires, TimeSpan.FromSeconds(1));
+
+        // A lifetime named at a renewal is the one the next renewal gives again.
+        await Store.RenewAsync(User, year.AppPassword.Id, TimeSpan.FromDays(10));
+        Time.Advance(TimeSpan.FromDays(2));
+        var again = await Store.RenewAsync(User, year.AppPassword.Id, null);
+        Assert.Equal(TimeSpan.FromDays(10), again.Lifetime);
+        Assert.Equal(Time.GetUtcNow() + TimeSpan.FromDays(10), again.Expires, TimeSpan.FromSeconds(1));
+        Assert.Equal(TimeSpan.FromDays(10), (await Store.GetAsync(User, year.AppPassword.Id))!.Lifetime);
+    }
+
+    [Fact]
     public async Task Revoke_DeniesAndIsListedAsRevoked()
     {
         var keep = await Store.IssueAsync(User, "Keep", ["imap"], null);

@@ -9,6 +9,12 @@ public sealed record AppPassword
     public required IReadOnlyList<string> Scopes { get; init; }
     public required DateTimeOffset Created { get; init; }
     public required DateTimeOffset Expires { get; init; }
+
+    /// <summary>
+    /// The lifetime it was given when issued or last renewed; a renewal that names no lifetime
+    /// gives it this much again from then (within the policy), never the default instead.
+    /// </summary>
+    public TimeSpan Lifetime { get; init; }
     public DateTimeOffset? Revoked { get; init; }
     public LastUse? LastUsed { get; init; }
 

@@ -146,7 +146,7 @@ internal static class AppPasswordScripts
         return 'ok'
         """;
 
-    // KEYS: cred, ids, meta. ARGV: id, new exp(ms), now(ms).
+    // KEYS: cred, ids, meta. ARGV: id, new exp(ms), now(ms), lifetime(ms).
     // Refuses ('disabled') while the user is disabled, as Issue does.
     // Clears the expiry-reminder mark: the reminder was about the old expiry, and the new one
     // deserves its own.
@@ -158,7 +158,7 @@ internal static class AppPasswordScripts
         local nbf = m[1]
         if c[3] or (nbf and tonumber(c[4]) < tonumber(nbf)) then return 'revoked' end
         if tonumber(c[2]) <= tonumber(ARGV[3]) then return 'expired' end
-        redis.call('HSET', KEYS[1], 'exp', ARGV[2])
+        redis.call('HSET', KEYS[1], 'exp', ARGV[2], 'life', ARGV[4])
         redis.call('HDEL', KEYS[1], 'warned')
         redis.call('PEXPIREAT', KEYS[1], ARGV[2])
         local ttl = redis.call('PTTL', KEYS[2])

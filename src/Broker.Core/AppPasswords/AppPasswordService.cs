@@ -90,6 +90,7 @@ public sealed partial class AppPasswordService(
             Scopes = parsedScopes,
             Created = now,
             Expires = expires,
+            Lifetime = expires - now,
         };
 
         var scopeList = string.Join(',', parsedScopes);
@@ -193,27 +194,33 @@ public sealed partial class AppPasswordService(
     private async Task<AppPassword?> ReadAsync(string owner, string hash, CancellationToken ct) =>
         Parse(await Run(db => db.HashGetAllAsync(keys.Credential(owner, hash)), ct)) is { } ap && ap.Owner == owner ? ap : null;
 
-    /// <summary>Extends the expiry, keeping the secret. The new expiry is now + lifetime, within policy.</summary>
+    /// <summary>
+    /// Extends the expiry, keeping the secret. The new expiry is now + <paramref name="lifetime"/>,
+    /// or, when that is null, now + the app password's own <see cref="AppPassword.Lifetime"/>
+    /// brought within today's policy: renewing a one-year app password must not cut it to the
+    /// default month, nor turn a one-hour one into a month.
+    /// </summary>
     public async Task<AppPassword> RenewAsync(string user, string id, TimeSpan? lifetime, CancellationToken ct = default)
     {
         var owner = NormalizeOwner(user);
         await policyStore.EnsureLoadedAsync(ct);
         var effective = Effective;
         var now = Now();
-        var expires = ExpiryOf(now, lifetime, effective);
         var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
+        var current = await ReadAsync(owner, hash, ct) ?? throw new AppPasswordException("No such app password.");
         // Renewing is choosing to keep the access: a protocol the policy no longer allows would
         // otherwise live on for another full lifetime. Creating a new one applies today's policy.
-        var current = await ReadAsync(owner, hash, ct);
-        if (current?.Scopes.FirstOrDefault(s => !effective.Allows(s)) is { } dropped)
+        if (current.Scopes.FirstOrDefault(s => !effective.Allows(s)) is { } dropped)
         {
             throw new AppPasswordException($"This app password includes '{dropped}', which the policy no longer allows, so it cannot be renewed; create a new one for {string.Join(", ", effective.AllowedScopes)}.");
         }
 
+        var life = lifetime ?? RenewalLifetime(current, effective);
+        var expires = ExpiryOf(now, life, effective);
         var result = (string?)await Run(db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Renew,
             [keys.Credential(owner, hash), keys.CredentialIds(owner), keys.UserMeta(owner)],
-            [id, ToMs(expires), ToMs(now)]), ct);
+            [id, ToMs(expires), ToMs(now), (long)life.TotalMilliseconds]), ct);
         switch (result)
         {
             case "ok":
@@ -791,6 +798,18 @@ public sealed partial class AppPasswordService(
         }
     }
 
+    /// <summary>What a renewal that names no lifetime gives: the app password's own, within today's limits.</summary>
+    public static TimeSpan RenewalLifetime(AppPassword current, EffectivePolicy p)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        ArgumentNullException.ThrowIfNull(p);
+        var life = current.Lifetime > TimeSpan.Zero ? current.Lifetime : p.DefaultLifetime;
+        return life < p.MinimumLifetime ? p.MinimumLifetime : life > LongestOf(p) ? LongestOf(p) : life;
+    }
+
+    private static TimeSpan LongestOf(EffectivePolicy p) =>
+        p.MaximumLifetime < AppPasswordPolicyOptions.LongestLifetime ? p.MaximumLifetime : AppPasswordPolicyOptions.LongestLifetime;
+
     /// <summary>
     /// When an app password of <paramref name="lifetime"/> (the policy's default when null) from
     /// <paramref name="now"/> expires, or an <see cref="AppPasswordException"/> when the policy
@@ -801,7 +820,7 @@ public sealed partial class AppPasswordService(
     private static DateTimeOffset ExpiryOf(DateTimeOffset now, TimeSpan? lifetime, EffectivePolicy p)
     {
         var life = lifetime ?? p.DefaultLifetime;
-        var max = p.MaximumLifetime < AppPasswordPolicyOptions.LongestLifetime ? p.MaximumLifetime : AppPasswordPolicyOptions.LongestLifetime;
+        var max = LongestOf(p);
         if (life <= TimeSpan.Zero || life < p.MinimumLifetime || life > max)
         {
             throw new AppPasswordException(
@@ -909,6 +928,8 @@ public sealed partial class AppPasswordService(
             Scopes = f.GetValueOrDefault("scopes").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             Created = FromMs(f.GetValueOrDefault("created")),
             Expires = FromMs(exp),
+            // Not stored at issue, where it is the span from creation to expiry; a renewal stores it.
+            Lifetime = f.TryGetValue("life", out var life) ? TimeSpan.FromMilliseconds((long)life) : FromMs(exp) - FromMs(f.GetValueOrDefault("created")),
             Revoked = f.TryGetValue("rev", out var rev) ? FromMs(rev) : null,
             LastUsed = lastUse,
             Networks = f.GetValueOrDefault("nets").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),

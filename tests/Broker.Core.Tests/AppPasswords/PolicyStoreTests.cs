@@ -70,6 +70,19 @@ public sealed class PolicyStoreTests(RedisFixture redis) : AppPasswordStoreBase,
         Assert.Equal(Time.GetUtcNow() + TimeSpan.FromDays(7), renewed.Expires, TimeSpan.FromMilliseconds(1));
     }
 
+    [Fact]
+    public async Task RenewAsync_WithoutALifetime_KeepsItsOwnWithinTodaysLimits()
+    {
+        var year = await Store.IssueAsync(User, "Desktop", ["imap"], TimeSpan.FromDays(300));
+        var hour = await Store.IssueAsync(User, "Kiosk", ["imap"], TimeSpan.FromHours(1));
+
+        await Policy.SetAsync(Settings(min: TimeSpan.FromHours(2), def: TimeSpan.FromDays(7), max: TimeSpan.FromDays(90)), "root");
+
+        // Renewing never goes past today's maximum, nor below today's minimum.
+        Assert.Equal(Time.GetUtcNow() + TimeSpan.FromDays(90), (await Store.RenewAsync(User, year.AppPassword.Id, null)).Expires, TimeSpan.FromMilliseconds(1));
+        Assert.Equal(Time.GetUtcNow() + TimeSpan.FromHours(2), (await Store.RenewAsync(User, hour.AppPassword.Id, null)).Expires, TimeSpan.FromMilliseconds(1));
+    }
+
     [Theory]
     [InlineData(0.5, 1, 2, "at least 1 minute")]
     [InlineData(60, 30, 120, "default lifetime")]

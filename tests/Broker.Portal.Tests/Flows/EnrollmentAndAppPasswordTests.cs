@@ -154,6 +154,25 @@ public sealed class EnrollmentAndAppPasswordTests
     }
 
     [Fact]
+    public async Task Renew_GivesTheAppPasswordItsOwnLifetimeAgain_AndTheButtonSaysSo()
+    {
+        await using var env = await PortalEnvironment.StartAsync();
+        var user = await env.EnrollWithTotpAsync("yuri");
+        var form = await user.Client.GetAsync("/AppPasswords/New");
+        await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "Desktop"), new("Lifetime", "365.00:00:00"), new("Scopes", "imap")], form.AntiforgeryToken());
+        var desktop = (await env.Portal.AppPasswords.ListAsync("yuri")).Single();
+        env.Time.Advance(TimeSpan.FromMinutes(2));
+
+        var list = await user.Client.GetAsync("/AppPasswords");
+        Assert.Contains("Extend to 365 days from now", list.Html, StringComparison.Ordinal);
+        var renewed = await user.Client.PostAsync("/AppPasswords", "Renew", [new("Id", desktop.Id)], list.AntiforgeryToken());
+
+        // Not the default 30 days, which would have cut a year's app password to a month.
+        Assert.Contains("renewed", renewed.Html, StringComparison.Ordinal);
+        Assert.Equal(env.Time.GetUtcNow() + TimeSpan.FromDays(365), (await env.Portal.AppPasswords.GetAsync("yuri", desktop.Id))!.Expires, TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
     public async Task AppPasswordList_ShowsLastUseAndExpiryWarning()
     {
         await using var env = await PortalEnvironment.StartAsync();

@@ -25,7 +25,8 @@ public sealed class AppPasswordsModel(
 
     public string? Error { get; private set; }
 
-    public string DefaultLifetimeText => Describe(policy.Current.DefaultLifetime);
+    /// <summary>What Renew gives <paramref name="ap"/>: its own lifetime again, within today's policy.</summary>
+    public string RenewalText(AppPassword ap) => Describe(AppPasswordService.RenewalLifetime(ap, policy.Current));
 
     /// <summary>Whether a country database is configured; without one, country limits cannot be set.</summary>
     public bool CountryLimitsAvailable => countryLookup.IsEnabled;

@@ -111,6 +111,9 @@ public sealed class EnrollmentAndAppPasswordTests
         var enrolled = await client.PostAsync(page.Url, null, [new("Token", link.Split("token=")[1]), new("Password", PortalEnvironment.Password), new("Confirm", PortalEnvironment.Password)], page.AntiforgeryToken());
         Assert.Equal("/Security", enrolled.Url);
         Assert.Contains("enroll-required", enrolled.Html, StringComparison.Ordinal);
+        // Not "0 of 10 unused": there are no recovery codes before the first factor.
+        Assert.Contains("when you add your first passkey", enrolled.TextOf("recovery-none"), StringComparison.Ordinal);
+        Assert.DoesNotContain("recovery-left", enrolled.Html, StringComparison.Ordinal);
 
         // Reaching for app passwords sends the user back to enroll a second factor.
         var newPage = await client.GetAsync("/AppPasswords/New");
@@ -159,12 +162,14 @@ public sealed class EnrollmentAndAppPasswordTests
         await using var env = await PortalEnvironment.StartAsync();
         var user = await env.EnrollWithTotpAsync("yuri");
         var form = await user.Client.GetAsync("/AppPasswords/New");
+        Assert.Contains(">1 hour</option>", form.Html, StringComparison.Ordinal); // a lifetime in its own unit, not "60 minutes"
         await user.Client.PostAsync("/AppPasswords/New", null, [new("Name", "Desktop"), new("Lifetime", "365.00:00:00"), new("Scopes", "imap")], form.AntiforgeryToken());
         var desktop = (await env.Portal.AppPasswords.ListAsync("yuri")).Single();
         env.Time.Advance(TimeSpan.FromMinutes(2));
 
         var list = await user.Client.GetAsync("/AppPasswords");
         Assert.Contains("Extend to 365 days from now", list.Html, StringComparison.Ordinal);
+        Assert.Contains("365 days left", list.Html, StringComparison.Ordinal); // not 364 after two minutes
         var renewed = await user.Client.PostAsync("/AppPasswords", "Renew", [new("Id", desktop.Id)], list.AntiforgeryToken());
 
         // Not the default 30 days, which would have cut a year's app password to a month.

@@ -26,7 +26,7 @@ public sealed class AppPasswordsModel(
     public string? Error { get; private set; }
 
     /// <summary>What Renew gives <paramref name="ap"/>: its own lifetime again, within today's policy.</summary>
-    public string RenewalText(AppPassword ap) => Describe(AppPasswordService.RenewalLifetime(ap, policy.Current));
+    public string RenewalText(AppPassword ap) => LifetimeText.Describe(AppPasswordService.RenewalLifetime(ap, policy.Current));
 
     /// <summary>Whether a country database is configured; without one, country limits cannot be set.</summary>
     public bool CountryLimitsAvailable => countryLookup.IsEnabled;
@@ -258,6 +258,7 @@ public sealed class AppPasswordsModel(
 
     public string? NetworksFor { get; private set; }
 
+    /// <summary>Time left, roughly (for "expires in"); lifetimes, which are exact, use <see cref="LifetimeText.Describe"/>.</summary>
     public static string Describe(TimeSpan t) =>
         t.TotalDays >= 2 ? $"{(int)t.TotalDays} days" : t.TotalHours >= 2 ? $"{(int)t.TotalHours} hours" : $"{Math.Max(1, (int)t.TotalMinutes)} minutes";
 

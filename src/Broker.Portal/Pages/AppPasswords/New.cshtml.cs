@@ -46,7 +46,7 @@ public sealed class NewAppPasswordModel(
             var p = policy.Current;
             var candidates = new[] { TimeSpan.FromHours(1), TimeSpan.FromDays(1), TimeSpan.FromDays(7), TimeSpan.FromDays(30), TimeSpan.FromDays(90), TimeSpan.FromDays(180), TimeSpan.FromDays(365), p.DefaultLifetime, p.MinimumLifetime, p.MaximumLifetime };
             return [.. candidates.Where(c => c >= p.MinimumLifetime && c <= p.MaximumLifetime).Distinct().Order()
-                .Select(c => (c.ToString("c", CultureInfo.InvariantCulture), AppPasswordsModel.Describe(c)))];
+                .Select(c => (c.ToString("c", CultureInfo.InvariantCulture), LifetimeText.Describe(c)))];
         }
     }
 

@@ -13,7 +13,8 @@
 --                             403 without Broker's deny body (the gateway refusing this mail server's
 --                             address: a configuration error, not a wrong password).
 --
--- Install: copy to /etc/dovecot/broker.lua (readable by root only: it holds the API key),
+-- Install: copy to /etc/dovecot/broker.lua, owner root:dovecot, mode 0640 (it holds the API key; Dovecot's
+-- auth processes run as user dovecot and must read it: a root-only file stops the auth service),
 -- edit the three settings below, enable conf.d/90-broker.conf. Needs dovecot-auth-lua and lua-cjson.
 
 -- ---- settings -------------------------------------------------------------------------------

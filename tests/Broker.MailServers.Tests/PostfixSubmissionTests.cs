@@ -52,6 +52,29 @@ public sealed class PostfixSubmissionTests(MailLab lab)
         Assert.StartsWith("535", noScope, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Postfix's Dovecot SASL client turns every Dovecot FAIL into 535, the temporary flag included:
+    /// only a lost connection to Dovecot's auth socket gives 454. So while Broker cannot decide, a
+    /// client sending through Postfix is told its password is wrong (docs/postfix.md says so).
+    /// </summary>
+    [Fact]
+    public async Task Auth_BrokerCannotDecide_Postfix535NotTemporary()
+    {
+        var secret = await lab.IssueAsync("smtp-down@example.com", scopes: "submission");
+        await lab.WithRedisDownAsync(async () =>
+        {
+            await using var smtp = await RawSmtp.ConnectWithTlsAsync(lab.Postfix);
+
+            Assert.StartsWith("535 5.7.8 Error: authentication failed", await smtp.AuthPlainAsync("smtp-down@example.com", secret), StringComparison.Ordinal);
+        });
+        // The Lua passdb answered a temporary failure (503 or its own timeout, 9008): the 535 is
+        // Postfix's mapping, not a deny.
+        var log = lab.Dovecot.Log;
+        Assert.True(
+            log.Split('\n').Any(line => line.Contains("lua(smtp-down@example.com", StringComparison.Ordinal) && line.Contains("broker: HTTP status ", StringComparison.Ordinal)),
+            "Dovecot logged no temporary failure for the login. Dovecot log:\n" + log);
+    }
+
     [Fact]
     public async Task Send_WithoutAuthentication_Refused()
     {

@@ -51,6 +51,6 @@ internal static class FirstRun
 
         await File.WriteAllTextAsync(marker, DateTimeOffset.UtcNow.ToString("o"), ct);
         Console.WriteLine($"first run: caller API key for local mail servers (shown once): {key}");
-        Console.WriteLine("            put it in infra/dovecot's broker.lua config; `broker apikey create NAME` makes more.");
+        Console.WriteLine("            set it as BROKER_API_KEY in /etc/dovecot/broker.lua (docs/dovecot.md); `broker apikey create NAME` makes more.");
     }
 }

@@ -53,6 +53,10 @@ internal static class GatewayRoutes
         ClusterId = id,
         LoadBalancingPolicy = "PowerOfTwoChoices",
         HttpRequest = new Yarp.ReverseProxy.Forwarder.ForwarderRequestConfig { ActivityTimeout = o.ActivityTimeout },
+        // Kestrel reads request header bytes as UTF-8, and nginx's auth_http sends a non-ASCII login
+        // (Auth-User: jürgen@…) as raw UTF-8. HttpClient's default (ASCII only) throws on such a
+        // value, a 502 that nginx shows as "internal server error": forward the bytes as they came.
+        HttpClient = new HttpClientConfig { RequestHeaderEncoding = "utf-8" },
         Destinations = destinations.ToDictionary(d => d.Key, d => new DestinationConfig { Address = d.Value }),
         HealthCheck = new HealthCheckConfig
         {

@@ -31,9 +31,9 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
     }
 
     /// <summary>A validation instance with one extra endpoint that reports which instance answered and whom it saw.</summary>
-    private Task<RunningApp> StartValidation(string name) =>
+    private Task<RunningApp> StartValidation(string name, IDictionary<string, string?>? extra = null) =>
         BrokerApps.StartAsync(
-            BrokerApps.BaseConfig(redis.Server.Configuration, PepperForAll),
+            BrokerApps.BaseConfig(redis.Server.Configuration, PepperForAll).Concat(extra ?? new Dictionary<string, string?>()).ToDictionary(),
             s => s.AddBrokerValidation(),
             app =>
             {
@@ -232,6 +232,33 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.False(response.Headers.Contains(CallerKeyOptions.HeaderName));
+    }
+
+    [Fact]
+    public async Task NginxAuth_NonAsciiUsernameAsRawUtf8_IsForwardedAndAllowed()
+    {
+        // nginx's auth_http escapes only space, '%' and control characters in Auth-User/Auth-Pass:
+        // "jürgen" arrives as raw UTF-8 bytes. Kestrel reads them as UTF-8; the forwarder must send them
+        // on the same way (HttpClient refuses non-ASCII header values by default: a 502, which nginx
+        // turns into "* BAD internal server error" for every such user).
+        await using var validation = await StartValidation("a", new Dictionary<string, string?> { ["Broker:Nginx:Backends:imap"] = "127.0.0.1:1143" });
+        await using var gateway = await BrokerApps.StartGatewayAsync(GatewayConfig(validation));
+        var issued = await validation.AppPasswords.IssueAsync("jürgen@example.com", "A", ["imap"], null);
+        using var handler = new SocketsHttpHandler { RequestHeaderEncodingSelector = (_, _) => System.Text.Encoding.UTF8 };
+        using var nginxLike = new HttpClient(handler) { BaseAddress = gateway.Address };
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/nginx/auth");
+        request.Headers.Add(CallerKeyOptions.HeaderName, BrokerApps.CallerKey);
+        request.Headers.Add("Auth-Method", "plain");
+        request.Headers.Add("Auth-User", "Jürgen@example.com");
+        request.Headers.Add("Auth-Pass", issued.Secret);
+        request.Headers.Add("Auth-Protocol", "imap");
+        request.Headers.Add("Auth-Login-Attempt", "1");
+        request.Headers.Add("Client-IP", "127.0.0.1");
+
+        using var response = await nginxLike.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("OK", string.Join(",", response.Headers.GetValues("Auth-Status")));
     }
 
     [Fact]

@@ -6,8 +6,9 @@ namespace Broker.Validation.Nginx;
 
 /// <summary>
 /// One nginx mail-proxy <c>auth_http</c> request, read from its headers: <c>Auth-Method</c>,
-/// <c>Auth-User</c>, <c>Auth-Pass</c> (both percent-encoded by nginx), <c>Auth-Protocol</c>,
-/// <c>Auth-Login-Attempt</c>, <c>Client-IP</c>.
+/// <c>Auth-User</c>, <c>Auth-Pass</c> (nginx percent-encodes only space, <c>%</c> and control
+/// characters in them; other bytes, non-ASCII included, arrive raw and Kestrel reads them as UTF-8),
+/// <c>Auth-Protocol</c>, <c>Auth-Login-Attempt</c>, <c>Client-IP</c>.
 /// </summary>
 public sealed record NginxAuthRequest(string Method, string User, string Password, string Protocol, int Attempt, IPAddress? ClientIp)
 {

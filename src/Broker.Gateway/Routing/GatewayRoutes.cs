@@ -60,6 +60,11 @@ internal static class GatewayRoutes
         Destinations = destinations.ToDictionary(d => d.Key, d => new DestinationConfig { Address = d.Value }),
         HealthCheck = new HealthCheckConfig
         {
+            // When no instance is ready (every one reports its Redis down), requests still go to
+            // them: a validation instance then answers "temporary failure" in the caller's own
+            // protocol (nginx's Auth-Status with Auth-Wait, the JSON tempfail), which says more
+            // than the gateway's empty 503. Fail closed either way; a dead instance gets a 502.
+            AvailableDestinationsPolicy = HealthCheckConstants.AvailableDestinations.HealthyOrPanic,
             Active = new ActiveHealthCheckConfig
             {
                 Enabled = true,

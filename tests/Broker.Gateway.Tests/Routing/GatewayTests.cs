@@ -176,6 +176,31 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
     }
 
     [Fact]
+    public async Task NoInstanceReady_RequestsStillReachThem_AndGetTheirOwnTemporaryFailure()
+    {
+        // A validation instance whose Redis is down: not ready, and it answers every login "tempfail".
+        await using var unready = await BrokerApps.StartAsync(
+            new Dictionary<string, string?>(),
+            _ => { },
+            app =>
+            {
+                app.MapGet("/health/ready", () => Results.StatusCode(503));
+                app.MapPost("/v1/validate", () => Results.Json(new { result = "tempfail" }, statusCode: 503));
+            });
+        var logs = new CapturingLoggerProvider();
+        await using var gateway = await BrokerApps.StartGatewayAsync(GatewayConfig(unready), logs);
+        using var client = Client(gateway);
+        // Marked unhealthy after two failed probes at the 200 ms interval.
+        await Task.Delay(1500);
+        Assert.Contains(logs.Lines, l => l.Contains("is set to 'Unhealthy'", StringComparison.Ordinal));
+
+        using var response = await client.PostAsJsonAsync("/v1/validate", new { username = "x", password = "y", service = "imap" });
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("""{"result":"tempfail"}""", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task AllInstancesDead_AnswersAnErrorNeverAnAllow()
     {
         var a = await StartValidation("a");

@@ -62,6 +62,8 @@ public static class BrokerGatewayExtensions
             proxy.Use(trusted.InvokeAsync);
             proxy.Use(MachineApiBody.InvokeAsync);
             proxy.UseSessionAffinity();
+            // Around load balancing, so that a retry picks again among the instances left.
+            proxy.Use(ConnectRetry.InvokeAsync);
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
         });

@@ -54,8 +54,16 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
 
         Assert.Equal(10, statuses.Count(s => s == HttpStatusCode.OK));
 
-        // One validator dies; the gateway routes around it.
+        // One validator dies; the gateway routes around it at once, not only once its readiness
+        // probe has failed twice (4 s): a login balanced onto the dead instance in that time goes
+        // to the other one instead of getting a 502.
         await validation1.CrashAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            using var response = await client.PostAsJsonAsync("/v1/validate", new { username = "frank", password, service = "imap" });
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"login {i} after the crash: {(int)response.StatusCode}\n{gateway.Output}");
+        }
+
         await Task.Delay(TimeSpan.FromSeconds(5));
         for (var i = 0; i < 10; i++)
         {

@@ -1,0 +1,59 @@
+using System.Net.Http;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace Broker.Gateway.Routing;
+
+/// <summary>
+/// Sends a machine-API request to another validation instance when the one picked could not be
+/// connected to. An instance that crashed or was stopped stays in the rotation until its readiness
+/// probe has failed twice (up to two <see cref="GatewayOptions.HealthCheckInterval"/>s), and the
+/// passive check needs many failures at mail-login rates: without this, every request balanced onto
+/// it in that time got a 502 while the other instances were fine. A request whose connection was
+/// never made was not received, so sending it elsewhere cannot validate a login twice; a failure
+/// after connecting (a reset, a timeout) is left alone, since the instance may have acted on it.
+/// </summary>
+internal static class ConnectRetry
+{
+    public static async Task InvokeAsync(HttpContext context, Func<Task> next)
+    {
+        var proxy = context.GetReverseProxyFeature();
+        // Only the machine API: its body is held whole by MachineApiBody and can be sent again.
+        if (proxy.Route.Config.RouteId != GatewayRoutes.MachineApiRoute)
+        {
+            await next();
+            return;
+        }
+
+        var candidates = proxy.AvailableDestinations;
+        await next();
+        while (!context.Response.HasStarted
+            && context.Features.Get<IForwarderErrorFeature>() is { } error
+            && NotConnected(error)
+            && proxy.ProxiedDestination is { } failed
+            && (context.Request.Body is { CanSeek: true } || context.Request.ContentLength is null or 0))
+        {
+            candidates = candidates.Where(d => !ReferenceEquals(d, failed)).ToList();
+            if (candidates.Count == 0)
+            {
+                return;
+            }
+
+            context.Features.Set<IForwarderErrorFeature>(null);
+            context.Response.Clear();
+            if (context.Request.Body.CanSeek)
+            {
+                context.Request.Body.Position = 0;
+            }
+
+            proxy.AvailableDestinations = candidates;
+            proxy.ProxiedDestination = null;
+            await next();
+        }
+    }
+
+    /// <summary>The request never reached the instance: no connection could be made to it.</summary>
+    internal static bool NotConnected(IForwarderErrorFeature error) =>
+        error.Error == ForwarderError.Request
+        && error.Exception is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError };
+}

@@ -24,6 +24,11 @@ public static class BrokerGatewayExtensions
         services.AddSingleton<TrustedNetworksMiddleware>();
         services.AddReverseProxy();
         services.AddSingleton<IActiveHealthCheckPolicy, QuietProbePolicy>();
+        // YARP keeps an instance that the passive check took out for at least this window (60 s by
+        // default), whatever the cluster's ReactivationPeriod says: a restarted validation instance
+        // passed its readiness probe ("back in service", event 5003) and still got no login for a minute.
+        services.AddOptions<TransportFailureRateHealthPolicyOptions>()
+            .Configure<IOptions<GatewayOptions>>((o, gateway) => o.DetectionWindowSize = GatewayRoutes.PassiveReactivation(gateway.Value));
         // QuietProbePolicy logs failed probes in one line instead; errors of the monitor itself still show.
         services.AddLogging(l => l.AddFilter("Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor", LogLevel.Error));
         services.AddBrokerTrustedProxies(GatewayOptions.SectionName + ":TrustedProxies", trustLoopbackByDefault: false);

@@ -58,7 +58,7 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
         // probe has failed twice (4 s): a login balanced onto the dead instance in that time goes
         // to the other one instead of getting a 502.
         await validation1.CrashAsync();
-        for (var i = 0; i < 20; i++)
+        for (var i = 0; i < 40; i++)
         {
             using var response = await client.PostAsJsonAsync("/v1/validate", new { username = "frank", password, service = "imap" });
             Assert.True(response.StatusCode == HttpStatusCode.OK, $"login {i} after the crash: {(int)response.StatusCode}\n{gateway.Output}");
@@ -69,6 +69,21 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
         {
             using var response = await client.PostAsJsonAsync("/v1/validate", new { username = "frank", password, service = "imap" });
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // It comes back: once it passes its readiness probe it gets logins again within a few
+        // seconds, not only after YARP's 60 s passive-check window (the logins that failed to
+        // connect to it above took it out passively too).
+        await using var restarted = BrokerProcess.Start([.. Shared, "--Broker:Roles=validation", $"--Broker:Urls:validation=http://127.0.0.1:{v1}"]);
+        await restarted.WaitForOutputAsync("credential store:", TimeSpan.FromSeconds(60));
+        using var direct = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{v1}") };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!(await direct.GetStringAsync("/metrics")).Contains("result=\"allow\"", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the restarted validation instance got no login within 20 s\n" + gateway.Output);
+            using var response = await client.PostAsJsonAsync("/v1/validate", new { username = "frank", password, service = "imap" });
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            await Task.Delay(200);
         }
     }
 

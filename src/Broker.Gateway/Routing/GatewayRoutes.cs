@@ -48,6 +48,9 @@ internal static class GatewayRoutes
         return (routes, clusters);
     }
 
+    /// <summary>How long an instance that failed too many forwarded requests stays out: two probe intervals.</summary>
+    internal static TimeSpan PassiveReactivation(GatewayOptions o) => o.HealthCheckInterval * 2;
+
     private static ClusterConfig Cluster(string id, Dictionary<string, string> destinations, GatewayOptions o) => new()
     {
         ClusterId = id,
@@ -77,7 +80,7 @@ internal static class GatewayRoutes
             {
                 Enabled = true,
                 Policy = HealthCheckConstants.PassivePolicy.TransportFailureRate,
-                ReactivationPeriod = o.HealthCheckInterval * 2,
+                ReactivationPeriod = PassiveReactivation(o),
             },
         },
     };

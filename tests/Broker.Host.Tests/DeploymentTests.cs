@@ -32,6 +32,7 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
         }
 
         Assert.Contains("external Redis", validation1.Output, StringComparison.Ordinal);
+        Assert.Contains("credential store: none", gateway.Output, StringComparison.Ordinal);
         var (_, keyOutput) = await BrokerProcess.RunAsync([.. Shared, "apikey", "create", "dovecot-1"]);
         var key = System.Text.RegularExpressions.Regex.Match(keyOutput, "api key \\(shown once\\): (bk_[A-Za-z0-9_-]+)").Groups[1].Value;
         var (_, issued) = await BrokerProcess.RunAsync([.. Shared, "app-password", "issue", "--user", "frank", "--name", "Outlook", "--scopes", "imap"]);

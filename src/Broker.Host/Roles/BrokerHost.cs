@@ -148,9 +148,11 @@ internal static class BrokerHost
             }
         }
 
-        Console.WriteLine(embedded is null
-            ? "credential store: external Redis (Redis:Configuration)"
-            : $"credential store: embedded Garnet on {embedded.Endpoint}, data in {Path.GetFullPath(options.DataDirectory)}");
+        // A gateway alone uses no store: naming one would send an operator looking for a Redis
+        // setting it does not read.
+        Console.WriteLine(embedded is not null
+            ? $"credential store: embedded Garnet on {embedded.Endpoint}, data in {Path.GetFullPath(options.DataDirectory)}"
+            : needsStore ? "credential store: external Redis (Redis:Configuration)" : "credential store: none (the gateway role needs none)");
 
         // Each role's console lifetime hears SIGTERM; the first role told to stop (or Ctrl+C) stops them all.
         // A role may also stop by itself (a background service that failed stops its host): that is

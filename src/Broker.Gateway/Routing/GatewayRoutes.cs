@@ -41,7 +41,14 @@ internal static class GatewayRoutes
             {
                 // Antiforgery and passkey state live in cookies bound to one instance's data-protection keys
                 // unless keys are shared; stickiness keeps a browser on one portal instance.
-                SessionAffinity = new SessionAffinityConfig { Enabled = true, AffinityKeyName = ".Broker.Affinity" },
+                SessionAffinity = new SessionAffinityConfig
+                {
+                    Enabled = true,
+                    AffinityKeyName = ".Broker.Affinity",
+                    // YARP's default leaves Secure off even over HTTPS; the portal's own cookies are
+                    // Secure, HttpOnly and SameSite=Lax, and this one follows them.
+                    Cookie = new SessionAffinityCookieConfig { SecurePolicy = CookieSecurePolicy.SameAsRequest, HttpOnly = true, SameSite = SameSiteMode.Lax },
+                },
             });
         }
 

@@ -374,6 +374,36 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
         Assert.Contains("at most", await big.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task PortalAffinityCookie_OverHttps_IsSecureHttpOnlyAndSameSiteLax()
+    {
+        await using var portal = await BrokerApps.StartAsync(new Dictionary<string, string?>(), _ => { }, app => app.MapGet("/", () => "portal"));
+        await using var validation = await StartValidation("a");
+        using var certificate = SelfSignedCertificate();
+        var config = GatewayConfig(validation);
+        config["Broker:Gateway:PortalDestinations:p0"] = portal.Address.ToString();
+        await using var gateway = await BrokerApps.StartAsync(
+            config,
+            s =>
+            {
+                s.AddBrokerGateway();
+                s.Configure<KestrelServerOptions>(k => k.Listen(IPAddress.Loopback, 0, l => l.UseHttps(certificate)));
+            },
+            app => app.MapBrokerGateway());
+        using var handler = new SocketsHttpHandler { UseCookies = false };
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) => presented?.GetCertHashString() == certificate.GetCertHashString();
+        using var client = new HttpClient(handler) { BaseAddress = gateway.Address };
+
+        using var page = await client.GetAsync("/");
+
+        Assert.Equal("portal", await page.Content.ReadAsStringAsync());
+        var cookie = Assert.Single(page.Headers.GetValues("Set-Cookie"), c => c.StartsWith(".Broker.Affinity=", StringComparison.Ordinal));
+        var attributes = cookie.Split(';', StringSplitOptions.TrimEntries).Skip(1).Select(a => a.ToLowerInvariant()).ToList();
+        Assert.Contains("secure", attributes);
+        Assert.Contains("httponly", attributes);
+        Assert.Contains("samesite=lax", attributes);
+    }
+
     private static HttpRequestMessage Http2Post(string path, byte[] body) => new(HttpMethod.Post, path)
     {
         Version = HttpVersion.Version20,

@@ -43,6 +43,14 @@ public sealed class MailClientAndActivityTests
         var otherPage = await other.Client.GetAsync("/Security");
         var stolen = await other.Client.PostAsync("/AppPasswords/New", "MobileConfig", [new("Blob", blob)], otherPage.AntiforgeryToken(), follow: false);
         Assert.NotEqual(HttpStatusCode.OK, stolen.Status);
+
+        // Revoked within the download's 15 minutes: no profile for a password that no longer works.
+        var id = (await env.Portal.AppPasswords.ListAsync("wendy@example.org")).Single().Id;
+        Assert.True(await env.Portal.AppPasswords.RevokeAsync("wendy@example.org", id));
+        var afterRevoke = await user.Client.PostAsync("/AppPasswords/New", "MobileConfig", [new("Blob", blob)], page.AntiforgeryToken(), follow: false);
+        Assert.Equal(HttpStatusCode.BadRequest, afterRevoke.Status);
+        Assert.Contains("revoked or has expired", afterRevoke.Html, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, afterRevoke.Html, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using Broker.Portal.Accounts;
 using Broker.Portal.Activity;
 using Broker.Portal.MailClients;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
 
@@ -17,6 +18,7 @@ public sealed class NewAppPasswordModel(
     MailClientProfiles profiles,
     IDataProtectionProvider protection,
     PortalPolicy policy,
+    TimeProvider time,
     ILogger<NewAppPasswordModel> logger) : PortalPage
 {
     public static readonly string[] Suggestions = ["Thunderbird", "Outlook", "iOS Mail", "Android", "macOS Mail", "Phone", "Laptop"];
@@ -137,6 +139,24 @@ public sealed class NewAppPasswordModel(
         if (payload is null || payload.Owner != user.UserName)
         {
             return BadRequest();
+        }
+
+        // Within its 15 minutes the page may outlive the app password (revoked meanwhile, or a
+        // lifetime shorter than that): the profile would install an account that can never sign in.
+        AppPassword? current;
+        try
+        {
+            current = await store.GetAsync(payload.Owner, payload.Id, HttpContext.RequestAborted);
+        }
+        catch (StoreUnavailableException ex)
+        {
+            PortalLog.StoreUnavailable(logger, ex);
+            return StatusCode(StatusCodes.Status503ServiceUnavailable, "The credential store is not reachable right now; try the download again in a moment.");
+        }
+
+        if (current is null || !current.IsActive(time.GetUtcNow()))
+        {
+            return BadRequest("This app password has been revoked or has expired, so no profile is made for it. Create a new app password for this device.");
         }
 
         var xml = profiles.AppleMobileConfig(payload.Owner, payload.Name, payload.Secret, payload.Id);

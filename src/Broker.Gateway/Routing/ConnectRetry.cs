@@ -13,6 +13,14 @@ namespace Broker.Gateway.Routing;
 /// never made was not received, so sending it elsewhere cannot validate a login twice; a failure
 /// after connecting (a reset, a timeout) is left alone, since the instance may have acted on it.
 /// </summary>
+/// <remarks>
+/// Only a request with a body is sent again. HttpClient itself sends a bodiless one (nginx's
+/// <c>GET /v1/nginx/auth</c>) a second time, on a new connection, when a kept-alive connection
+/// closes before any answer; if the instance read it and then died, that new connection is
+/// refused, and the error says "could not connect" although the instance had the login. Once
+/// it has begun sending a body, HttpClient never sends the request again by itself, so for a
+/// request with one the error does mean that it was never sent.
+/// </remarks>
 internal static class ConnectRetry
 {
     public static async Task InvokeAsync(HttpContext context, Func<Task> next)
@@ -31,7 +39,7 @@ internal static class ConnectRetry
             && context.Features.Get<IForwarderErrorFeature>() is { } error
             && NotConnected(error)
             && proxy.ProxiedDestination is { } failed
-            && (context.Request.Body is { CanSeek: true } || context.Request.ContentLength is null or 0))
+            && context.Request is { ContentLength: > 0, Body.CanSeek: true })
         {
             candidates = candidates.Where(d => !ReferenceEquals(d, failed)).ToList();
             if (candidates.Count == 0)
@@ -41,10 +49,7 @@ internal static class ConnectRetry
 
             context.Features.Set<IForwarderErrorFeature>(null);
             context.Response.Clear();
-            if (context.Request.Body.CanSeek)
-            {
-                context.Request.Body.Position = 0;
-            }
+            context.Request.Body.Position = 0;
 
             proxy.AvailableDestinations = candidates;
             proxy.ProxiedDestination = null;

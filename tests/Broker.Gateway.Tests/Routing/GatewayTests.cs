@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using Broker.Core.Callers;
@@ -198,6 +199,85 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Equal("""{"result":"tempfail"}""", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task LoginWithABody_BalancedOntoAnInstanceThatRefusesConnections_GoesToAnotherOne()
+    {
+        var stopped = await StartValidation("a");
+        await using var live = await StartValidation("b");
+        var config = GatewayConfig(stopped, live);
+        // No probe marks the stopped one unhealthy during the test: only the retry can route around it.
+        config["Broker:Gateway:HealthCheckInterval"] = "00:10:00";
+        await using var gateway = await BrokerApps.StartGatewayAsync(config);
+        await stopped.DisposeAsync();
+        var issued = await live.AppPasswords.IssueAsync("dora@example.com", "A", ["imap"], null);
+        using var client = Client(gateway);
+
+        for (var i = 0; i < 20; i++)
+        {
+            using var response = await client.PostAsJsonAsync("/v1/validate", new { username = "dora@example.com", password = issued.Secret, service = "imap" });
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task LoginReceivedByAnInstanceThatDiesBeforeAnswering_IsNotSentToAnotherInstance()
+    {
+        // nginx's auth_http is a GET without a body. Sent on a kept-alive connection to an instance
+        // that read it and then died, HttpClient sends it again on a new connection by itself; that
+        // connection is refused, and the error reads "could not connect" although the first instance
+        // had the login. Sent on to another instance, it would be counted and audited twice.
+        await using var dying = new DyingInstance();
+        var seenByOther = new ConcurrentBag<string>();
+        await using var other = await BrokerApps.StartAsync(
+            new Dictionary<string, string?>(),
+            _ => { },
+            app =>
+            {
+                app.MapGet("/health/ready", () => "ready");
+                app.MapGet("/v1/nginx/auth", (HttpContext c) =>
+                {
+                    seenByOther.Add(c.Request.Headers["X-Test-Id"].ToString());
+                    c.Response.Headers["Auth-Status"] = "OK";
+                    return "OK";
+                });
+            });
+        var config = new Dictionary<string, string?>
+        {
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Broker:Gateway:ValidationDestinations:v0"] = dying.Address.ToString(),
+            ["Broker:Gateway:ValidationDestinations:v1"] = other.Address.ToString(),
+            // No probe in between to take the dying instance out, or to hold a connection to it.
+            ["Broker:Gateway:HealthCheckInterval"] = "00:10:00",
+        };
+        await using var gateway = await BrokerApps.StartGatewayAsync(config);
+        using var client = Client(gateway);
+        async Task<HttpStatusCode> Login(string id)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/nginx/auth");
+            request.Headers.Add("X-Test-Id", id);
+            using var response = await client.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        // One login answered by it first, so that the gateway holds a kept-alive connection to it.
+        for (var i = 0; dying.Answered == 0; i++)
+        {
+            Assert.True(i < 100, "no login was balanced onto the first instance");
+            Assert.Equal(HttpStatusCode.OK, await Login($"warm-{i}"));
+        }
+
+        dying.DieOnNextLogin();
+        var statuses = new Dictionary<string, HttpStatusCode>();
+        for (var i = 0; dying.DiedOn is null; i++)
+        {
+            Assert.True(i < 100, "no login was balanced onto the first instance");
+            statuses[$"fatal-{i}"] = await Login($"fatal-{i}");
+        }
+
+        Assert.DoesNotContain(dying.DiedOn, seenByOther);
+        Assert.Equal(HttpStatusCode.BadGateway, statuses[dying.DiedOn]);
     }
 
     [Fact]

@@ -177,6 +177,28 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
     }
 
     [Fact]
+    public async Task ProbeFailure_OverTls_SaysWhyInItsOneLine()
+    {
+        // YARP's own warning, with the inner exceptions, is turned down; the one line must not stop
+        // at .NET's "The SSL connection could not be established, see inner exception."
+        using var certificate = SelfSignedCertificate();
+        await using var untrusted = await BrokerApps.StartAsync(
+            new Dictionary<string, string?>(),
+            s => s.Configure<KestrelServerOptions>(k => k.Listen(IPAddress.Loopback, 0, l => l.UseHttps(certificate))),
+            app => app.MapGet("/health/ready", () => "ready"));
+        var logs = new CapturingLoggerProvider();
+        var config = GatewayConfig(untrusted);
+        config["Broker:Gateway:HealthCheckTimeout"] = "00:00:05";
+        await using var gateway = await BrokerApps.StartGatewayAsync(config, logs);
+
+        await Task.Delay(1000);
+
+        var failures = logs.Lines.Where(l => l.Contains("[5002]", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(failures);
+        Assert.All(failures, l => Assert.Contains("remote certificate", l, StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public async Task NoInstanceReady_RequestsStillReachThem_AndGetTheirOwnTemporaryFailure()
     {
         // A validation instance whose Redis is down: not ready, and it answers every login "tempfail".

@@ -143,6 +143,29 @@ public sealed class SecurityTests
     }
 
     [Fact]
+    public async Task SignInPosts_FromOneIPv6Host_AreLimitedPerSlash64_NotPerAddress()
+    {
+        await using var env = await PortalEnvironment.StartAsync(new Dictionary<string, string?> { ["Broker:Portal:SignInPostsPerMinute"] = "5" });
+        using var c = env.NewClient();
+        var page = await c.GetAsync("/Account/Login");
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 7; i++)
+        {
+            // One host walking through the addresses of its /64, behind the gateway (a trusted proxy on loopback).
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/Account/Login?handler=Password")
+            {
+                Content = new FormUrlEncodedContent([new("Username", $"spray{i}"), new("Password", "guess"), new("__RequestVerificationToken", page.AntiforgeryToken())]),
+            };
+            request.Headers.Add("X-Forwarded-For", $"2001:db8:1:2::{i + 1:x}");
+            using var response = await c.Http.SendAsync(request);
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.All(statuses.Take(5), s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.Equal(HttpStatusCode.TooManyRequests, statuses[^1]);
+    }
+
+    [Fact]
     public async Task Responses_CarrySecurityHeadersAndHardenedCookies()
     {
         await using var env = await PortalEnvironment.StartAsync();

@@ -22,6 +22,8 @@ public static class BrokerGatewayExtensions
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         services.AddSingleton<IProxyConfigProvider, OptionsProxyConfigProvider>();
         services.AddSingleton<TrustedNetworksMiddleware>();
+        services.AddSingleton<ConnectRetry>();
+        services.AddSingleton<ForwardingErrorLog>();
         services.AddReverseProxy();
         services.AddSingleton<IActiveHealthCheckPolicy, QuietProbePolicy>();
         // YARP keeps an instance that the passive check took out for at least this window (60 s by
@@ -29,8 +31,12 @@ public static class BrokerGatewayExtensions
         // passed its readiness probe ("back in service", event 5003) and still got no login for a minute.
         services.AddOptions<TransportFailureRateHealthPolicyOptions>()
             .Configure<IOptions<GatewayOptions>>((o, gateway) => o.DetectionWindowSize = GatewayRoutes.PassiveReactivation(gateway.Value));
-        // QuietProbePolicy logs failed probes in one line instead; errors of the monitor itself still show.
-        services.AddLogging(l => l.AddFilter("Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor", LogLevel.Error));
+        // YARP's warnings for a failed probe and a request it could not forward carry a stack trace,
+        // repeated for as long as an instance is down: QuietProbePolicy and ForwardingErrorLog write
+        // each in one line instead. Errors of these components still show.
+        services.AddLogging(l => l
+            .AddFilter("Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor", LogLevel.Error)
+            .AddFilter("Yarp.ReverseProxy.Forwarder.HttpForwarder", LogLevel.Error));
         services.AddBrokerTrustedProxies(GatewayOptions.SectionName + ":TrustedProxies", trustLoopbackByDefault: false);
         services.AddBrokerProblemReplies();
         services.AddProblemDetails();
@@ -62,13 +68,16 @@ public static class BrokerGatewayExtensions
         app.UseRateLimiter();
         app.MapGet("/health/live", () => TypedResults.Ok("live"));
         var trusted = app.Services.GetRequiredService<TrustedNetworksMiddleware>();
+        var errors = app.Services.GetRequiredService<ForwardingErrorLog>();
+        var retry = app.Services.GetRequiredService<ConnectRetry>();
         app.MapReverseProxy(proxy =>
         {
+            proxy.Use(errors.InvokeAsync);
             proxy.Use(trusted.InvokeAsync);
             proxy.Use(MachineApiBody.InvokeAsync);
             proxy.UseSessionAffinity();
             // Around load balancing, so that a retry picks again among the instances left.
-            proxy.Use(ConnectRetry.InvokeAsync);
+            proxy.Use(retry.InvokeAsync);
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
         });

@@ -1,4 +1,5 @@
 using System.Net.Http;
+using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -21,9 +22,9 @@ namespace Broker.Gateway.Routing;
 /// it has begun sending a body, HttpClient never sends the request again by itself, so for a
 /// request with one the error does mean that it was never sent.
 /// </remarks>
-internal static class ConnectRetry
+internal sealed partial class ConnectRetry(ILogger<ConnectRetry> logger)
 {
-    public static async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, Func<Task> next)
     {
         var proxy = context.GetReverseProxyFeature();
         // Only the machine API: its body is held whole by MachineApiBody and can be sent again.
@@ -47,6 +48,8 @@ internal static class ConnectRetry
                 return;
             }
 
+            SentElsewhere(logger, proxy.Route.Cluster?.ClusterId ?? "?", failed.DestinationId, OneLine.Reasons(error.Exception!));
+
             context.Features.Set<IForwarderErrorFeature>(null);
             context.Response.Clear();
             context.Request.Body.Position = 0;
@@ -56,6 +59,9 @@ internal static class ConnectRetry
             await next();
         }
     }
+
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Warning, Message = "{Cluster} instance {Destination} could not be connected to ({Reason}); the request went to another instance")]
+    private static partial void SentElsewhere(ILogger logger, string cluster, string destination, string reason);
 
     /// <summary>The request never reached the instance: no connection could be made to it.</summary>
     internal static bool NotConnected(IForwarderErrorFeature error) =>

@@ -47,29 +47,11 @@ internal sealed partial class QuietProbePolicy(IServiceProvider services, ILogge
     internal static string? Problem(DestinationProbingResult result) => result switch
     {
         { Exception: OperationCanceledException } => "no answer within Broker:Gateway:HealthCheckTimeout",
-        { Exception: { } ex } => Reasons(ex),
+        { Exception: { } ex } => OneLine.Reasons(ex),
         { Response: null } => "no answer",
         { Response.IsSuccessStatusCode: true } => null,
         { Response: { } response } => $"answered {(int)response.StatusCode} (not ready)",
     };
-
-    /// <summary>
-    /// The message and those of the inner exceptions that add to it: a TLS failure says only "see
-    /// inner exception" on top, and YARP's own warning, which would show the inner ones, is turned down.
-    /// </summary>
-    private static string Reasons(Exception ex)
-    {
-        var text = ex.Message;
-        for (var inner = ex.InnerException; inner is not null; inner = inner.InnerException)
-        {
-            if (!text.Contains(inner.Message, StringComparison.Ordinal))
-            {
-                text += " -- " + inner.Message;
-            }
-        }
-
-        return text;
-    }
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Readiness probe of {Cluster} instance {Destination} ({Address}) failed: {Problem}")]
     private static partial void ProbeFailed(ILogger logger, string cluster, string destination, string address, string problem);

@@ -303,6 +303,43 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
     }
 
     [Fact]
+    public async Task DeadInstanceStillInRotation_EachFailureOrRetryIsOneLogLine_WithoutAStackTrace()
+    {
+        var dead = await StartValidation("dead");
+        await using var live = await StartValidation("live");
+        var logs = new CapturingLoggerProvider();
+        var config = GatewayConfig(dead, live);
+        // Probes far apart, so the dead instance stays in the rotation for the whole test.
+        config["Broker:Gateway:HealthCheckInterval"] = "00:01:00";
+        await using var gateway = await BrokerApps.StartGatewayAsync(config, logs);
+        using var client = Client(gateway);
+        await dead.DisposeAsync();
+
+        // A POST with a body is sent to the live instance when the dead one cannot be connected to
+        // (ConnectRetry); a bodiless GET that lands on the dead one is a 502.
+        var posts = new List<HttpStatusCode>();
+        var gets = new List<HttpStatusCode>();
+        // Each request picks one of the two at random: 12 of each miss the dead one once in 4096 runs.
+        for (var i = 0; i < 12; i++)
+        {
+            using var post = await client.PostAsync("/v1/echo", new StringContent("body " + i));
+            posts.Add(post.StatusCode);
+            using var get = await client.GetAsync("/v1/whoami");
+            gets.Add(get.StatusCode);
+        }
+
+        Assert.All(posts, s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.Contains(HttpStatusCode.BadGateway, gets);
+        var lines = logs.Lines.ToList();
+        Assert.Contains(lines, l => l.Contains("[5005] validation instance v0 could not be connected to (Connection refused", StringComparison.Ordinal));
+        Assert.Equal(
+            gets.Count(s => s == HttpStatusCode.BadGateway),
+            lines.Count(l => l.Contains("[5004] Could not forward GET /v1/whoami to validation instance v0: Request, Connection refused", StringComparison.Ordinal)));
+        Assert.DoesNotContain(lines, l => l.Contains("Yarp.ReverseProxy.Forwarder.HttpForwarder", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("   at System.", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task AllInstancesDead_AnswersAnErrorNeverAnAllow()
     {
         var a = await StartValidation("a");

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Threading.RateLimiting;
 using Broker.Core.Hosting;
 using Broker.Core.Throttling;
@@ -46,7 +45,7 @@ public static class BrokerGatewayExtensions
             o.AddPolicy(GatewayRoutes.RateLimitPolicy, context =>
             {
                 var gateway = context.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value;
-                var source = Partition(context.Connection.RemoteIpAddress);
+                var source = SourceNetwork.RateLimitKey(context.Connection.RemoteIpAddress);
                 return RateLimitPartition.GetSlidingWindowLimiter(source, _ => new SlidingWindowRateLimiterOptions
                 {
                     PermitLimit = gateway.RateLimitPermits,
@@ -83,7 +82,4 @@ public static class BrokerGatewayExtensions
         });
         return app;
     }
-
-    /// <summary>IPv6 clients are limited per /64, since one host usually owns a whole /64.</summary>
-    internal static string Partition(IPAddress? address) => address is null ? "unknown" : SourceNetwork.Host(address);
 }

@@ -175,10 +175,10 @@ public static class BrokerPortalExtensions
 
                 var permits = ctx.RequestServices.GetRequiredService<IOptions<PortalOptions>>().Value.SignInPostsPerMinute;
                 // The client address after X-Forwarded-For from trusted proxies (the gateway), not the
-                // gateway's; an IPv6 client as its /64 (as the gateway counts), since one host usually
+                // gateway's; an IPv6 client as its /64, as the gateway counts, since one host usually
                 // owns a whole /64 and would otherwise get a fresh allowance from each address in it.
                 return System.Threading.RateLimiting.RateLimitPartition.GetFixedWindowLimiter(
-                    ctx.Connection.RemoteIpAddress is { } address ? Broker.Core.Throttling.SourceNetwork.Host(address) : "unknown",
+                    Broker.Core.Throttling.SourceNetwork.RateLimitKey(ctx.Connection.RemoteIpAddress),
                     _ => new System.Threading.RateLimiting.FixedWindowRateLimiterOptions { PermitLimit = permits, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 });
             });
         });

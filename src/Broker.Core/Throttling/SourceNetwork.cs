@@ -50,6 +50,12 @@ public static class SourceNetwork
         return address.ToString();
     }
 
+    /// <summary>
+    /// The key a per-client rate limit counts under (the gateway's for <c>/v1</c>, the portal's for
+    /// sign-in forms): <see cref="Host"/>, or <c>unknown</c> for a request without a client address.
+    /// </summary>
+    public static string RateLimitKey(IPAddress? address) => address is null ? "unknown" : Host(address);
+
     /// <summary>IPv6 allow-list entries must have a prefix length divisible by this (keeps <see cref="Containing"/> short).</summary>
     public const int IPv6PrefixStep = 4;
 

@@ -43,7 +43,7 @@ public sealed class TrustedNetworksTests
     [InlineData("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64")]
     public void RateLimitPartition_GroupsIpv6ByPrefix64(string address, string partition)
     {
-        Assert.Equal(partition, BrokerGatewayExtensions.Partition(IPAddress.Parse(address)));
+        Assert.Equal(partition, Broker.Core.Throttling.SourceNetwork.RateLimitKey(IPAddress.Parse(address)));
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using Broker.Core.Hosting;
 using Broker.Core.Throttling;
 using Broker.Gateway.Routing;
 using Broker.Gateway.Security;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -23,6 +24,7 @@ public static class BrokerGatewayExtensions
         services.AddSingleton<TrustedNetworksMiddleware>();
         services.AddSingleton<ConnectRetry>();
         services.AddSingleton<ForwardingErrorLog>();
+        services.AddHealthChecks();
         services.AddReverseProxy();
         services.AddSingleton<IActiveHealthCheckPolicy, QuietProbePolicy>();
         // YARP keeps an instance that the passive check took out for at least this window (60 s by
@@ -65,7 +67,8 @@ public static class BrokerGatewayExtensions
         app.UseForwardedHeaders();
         app.UseRouting();
         app.UseRateLimiter();
-        app.MapGet("/health/live", () => TypedResults.Ok("live"));
+        // Only live: every other path that is not /v1 belongs to the portal, its /health/ready included.
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         var trusted = app.Services.GetRequiredService<TrustedNetworksMiddleware>();
         var errors = app.Services.GetRequiredService<ForwardingErrorLog>();
         var retry = app.Services.GetRequiredService<ConnectRetry>();

@@ -5,6 +5,7 @@ using Broker.Core.Notifications;
 using Broker.Portal.Accounts;
 using Broker.Portal.Activity;
 using Broker.Portal.Data;
+using Broker.Portal.Health;
 using Broker.Portal.MailClients;
 using Broker.Portal.Security;
 using Broker.Portal.Totp;
@@ -41,6 +42,7 @@ public static class BrokerPortalExtensions
         services.AddBrokerCore();
         services.AddBrokerTrustedProxies();
         services.AddHttpContextAccessor();
+        services.AddHealthChecks().AddCheck<PortalDatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
         // EF Core logs every SQL command at Information; that is noise in a server log and on the CLI.
         services.AddLogging(l => l.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning));
         services.AddOptions<PortalOptions>().BindConfiguration(PortalOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -222,13 +224,7 @@ public static class BrokerPortalExtensions
         app.UseAuthorization();
         app.MapRazorPages();
         app.MapMailClientEndpoints();
-        app.MapGet("/health/live", () => TypedResults.Text("ok"));
-        // Ready means the account database answers. The credential store is deliberately not part of it:
-        // when Redis is down the pages still work and say so, instead of the gateway answering 503 for all.
-        app.MapGet("/health/ready", async (PortalDbContext db, CancellationToken ct) =>
-            await db.Database.CanConnectAsync(ct)
-                ? Results.Text("ready")
-                : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapBrokerHealth();
         return app;
     }
 

@@ -4,7 +4,6 @@ using Broker.Validation.Health;
 using Broker.Validation.MailServers;
 using Broker.Validation.Telemetry;
 using Broker.Validation.Validation;
-using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 
@@ -21,7 +20,7 @@ public static class BrokerValidationExtensions
         services.TryAddSingleton<LoginValidator>();
         services.AddBrokerProblemReplies();
         services.AddProblemDetails();
-        services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: ["ready"]);
+        services.AddHealthChecks().AddCheck<StoreHealthCheck>("store", tags: [HealthEndpoints.ReadyTag]);
         services.AddBrokerTelemetry();
         services.AddBrokerTrustedProxies();
         services.AddBrokerMailServers();
@@ -43,8 +42,7 @@ public static class BrokerValidationExtensions
         app.UseForwardedHeaders();
         app.MapValidationApi();
         app.MapMailServerApis();
-        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapBrokerHealth();
         app.MapPrometheusScrapingEndpoint("/metrics");
         return app;
     }

@@ -85,6 +85,7 @@ public sealed class GatewayTests(RedisFixture redis) : IClassFixture<RedisFixtur
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
         Assert.Contains("not an allowed mail server", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Equal("Healthy", await health.Content.ReadAsStringAsync());
     }
 
     [Fact]

@@ -89,6 +89,41 @@ public sealed class DeploymentTests(RedisFixture redis) : IClassFixture<RedisFix
     }
 
     [Fact]
+    public async Task PortalAlone_WithItsDatabaseAndKeysElsewhere_CreatesNoDataDirectory_AndAnswersHealth()
+    {
+        using var elsewhere = new TempDirectory();
+        var data = Path.Combine(elsewhere.Path, "data");
+        int portal = FreePort.Get(), validation = FreePort.Get();
+        await using var p = BrokerProcess.Start(
+        [
+            .. Shared, "--Broker:Roles=portal", $"--Broker:Urls:portal=http://127.0.0.1:{portal}",
+            $"--Broker:Portal:PublicOrigin=http://localhost:{portal}",
+            $"--Broker:Portal:ConnectionString=Data Source={Path.Combine(elsewhere.Path, "accounts.db")}",
+            $"--Broker:Portal:KeysDirectory={Path.Combine(elsewhere.Path, "keys")}",
+            $"--Broker:DataDirectory={data}",
+        ]);
+        await using var v = BrokerProcess.Start([.. Shared, "--Broker:Roles=validation", $"--Broker:Urls:validation=http://127.0.0.1:{validation}", $"--Broker:DataDirectory={data}"]);
+        await p.WaitForOutputAsync("credential store:", TimeSpan.FromSeconds(60));
+        await v.WaitForOutputAsync("credential store:", TimeSpan.FromSeconds(60));
+
+        // Every role answers its health endpoints in the same format, so one probe setting fits all.
+        foreach (var port in new[] { portal, validation })
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            foreach (var path in new[] { "/health/live", "/health/ready" })
+            {
+                using var response = await client.GetAsync(path);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+                Assert.Equal("Healthy", await response.Content.ReadAsStringAsync());
+            }
+        }
+
+        Assert.True(File.Exists(Path.Combine(elsewhere.Path, "accounts.db")), p.Output);
+        Assert.False(Directory.Exists(data), "the portal made a data directory it does not use\n" + p.Output);
+    }
+
+    [Fact]
     public async Task ExternalRedisWithoutPepper_RefusesToStart_NamingTheSetting()
     {
         await using var p = BrokerProcess.Start($"--Redis:Configuration={redis.Server.Configuration}", "--Broker:Roles=validation", $"--Broker:Urls:validation=http://127.0.0.1:{FreePort.Get()}");

@@ -49,7 +49,8 @@ internal static class BrokerHost
 
         // The embedded store's AOF and pepper, and the portal's SQLite database and keys, default to
         // the data directory: made private here, before Garnet or the portal make it with the umask's mode.
-        if (embeddedStore || roles.Contains("portal"))
+        // A portal given its database and keys elsewhere (production) leaves no empty directory behind.
+        if (embeddedStore || (roles.Contains("portal") && PortalUsesDataDirectory(config)))
         {
             try
             {
@@ -208,6 +209,13 @@ internal static class BrokerHost
         overrides["Redis:Configuration"] = garnet.Endpoint;
         AddEmbeddedSecrets(config, options, overrides);
         return garnet;
+    }
+
+    private static bool PortalUsesDataDirectory(IConfiguration config)
+    {
+        var portal = config.GetSection("Broker:Portal");
+        var defaultDatabase = portal["DatabaseProvider"] != "Postgres" && string.IsNullOrWhiteSpace(portal["ConnectionString"]);
+        return defaultDatabase || string.IsNullOrWhiteSpace(portal["KeysDirectory"]);
     }
 
     private static string DataDirectoryProblem(BrokerHostOptions options, Exception ex) =>

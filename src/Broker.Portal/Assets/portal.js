@@ -46,20 +46,26 @@
     });
   });
 
+  // The outcome goes to the live region beside the button (role=status), so a screen reader says
+  // it; the button keeps its name, which is what a keyboard user lands on again.
   document.querySelectorAll('[data-copy]').forEach(function (button) {
+    var live = document.querySelector('[data-copy-status="' + button.dataset.copy + '"]');
+    function say(text) {
+      if (live) { live.textContent = text; } else { button.textContent = text; }
+    }
     button.addEventListener('click', async function () {
       var target = document.getElementById(button.dataset.copy);
       var text = target.innerText.trim();
       try {
         await navigator.clipboard.writeText(text);
-        button.textContent = 'Copied';
+        say('Copied to the clipboard.');
       } catch (e) {
         var range = document.createRange();
         range.selectNodeContents(target);
         var selection = window.getSelection();
         selection.removeAllRanges();
         selection.addRange(range);
-        button.textContent = 'Selected: press Ctrl+C';
+        say('Selected: press Ctrl+C to copy.');
       }
     });
   });

@@ -29,6 +29,9 @@ public sealed class NewAppPasswordModel(
 
     public string Lifetime { get; private set; } = string.Empty;
 
+    /// <summary>The form field <see cref="Error"/> is about (its input points to the message), or null for the form as a whole.</summary>
+    public string? ErrorField { get; private set; }
+
     public string? Error { get; private set; }
 
     public IssuedAppPassword? Created { get; private set; }
@@ -89,12 +92,14 @@ public sealed class NewAppPasswordModel(
         if (Scopes.Count == 0 || Scopes.Any(s => !AllowedScopes.Contains(s, StringComparer.Ordinal)))
         {
             Error = "Choose at least one of the allowed protocols.";
+            ErrorField = nameof(Scopes);
             return Page();
         }
 
         if (!TimeSpan.TryParseExact(Lifetime, "c", CultureInfo.InvariantCulture, out var life))
         {
             Error = "Choose how long the app password is valid.";
+            ErrorField = nameof(Lifetime);
             return Page();
         }
 

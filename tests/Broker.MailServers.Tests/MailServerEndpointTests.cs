@@ -55,6 +55,40 @@ public sealed class MailServerEndpointTests(MailLab lab)
         Assert.False((await Json(response)).GetProperty("active").GetBoolean());
     }
 
+    [Theory]
+    [InlineData("X-Dovecot-Auth-Service")]
+    [InlineData("X-Dovecot-Auth-Protocol")]
+    public async Task Grant_ServiceFromEitherVersionsHeader_ScopeCheckedAndDenyShapedForThatVersion(string header)
+    {
+        // Dovecot 2.3 sends the service as X-Dovecot-Auth-Service, 2.4 as X-Dovecot-Auth-Protocol.
+        var user = $"grant-{header.ToLowerInvariant()}@example.com";
+        var secret = await lab.IssueAsync(user, scopes: "imap");
+        using var client = Client(withKey: false);
+        client.DefaultRequestHeaders.Add(header, "imap");
+        using var pop3 = Client(withKey: false);
+        pop3.DefaultRequestHeaders.Add(header, "pop3");
+
+        var allow = await client.PostAsync("/v1/dovecot/oauth2/token", Form(("grant_type", "password"), ("username", user), ("password", secret), ("client_id", "dovecot"), ("client_secret", BrokerApps.CallerKey)));
+        var wrongScope = await pop3.PostAsync("/v1/dovecot/oauth2/token", Form(("grant_type", "password"), ("username", user), ("password", secret), ("client_id", "dovecot"), ("client_secret", BrokerApps.CallerKey)));
+
+        Assert.Equal(HttpStatusCode.OK, allow.StatusCode);
+        Assert.Equal(user, (await Json(allow)).GetProperty("username").GetString());
+        if (header == "X-Dovecot-Auth-Service")
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, wrongScope.StatusCode);
+            Assert.Equal("invalid_grant", (await Json(wrongScope)).GetProperty("error").GetString());
+        }
+        else
+        {
+            // Dovecot 2.4 takes any 4xx grant reply as a temporary failure: the deny is an inactive
+            // token, naming no user, so nothing can log in on it.
+            Assert.Equal(HttpStatusCode.OK, wrongScope.StatusCode);
+            var deny = await Json(wrongScope);
+            Assert.False(deny.GetProperty("active").GetBoolean());
+            Assert.False(deny.TryGetProperty("username", out _));
+        }
+    }
+
     [Fact]
     public async Task Grant_DeniedPassword_400InvalidGrant_AndMissingServiceIsNotADeny()
     {

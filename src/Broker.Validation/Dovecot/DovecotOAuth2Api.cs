@@ -32,8 +32,8 @@ public static class DovecotOAuth2Api
 
     /// <summary>
     /// Password grant. Allow: 200 with <c>username</c> and <c>active</c> (all the fields Dovecot needs,
-    /// so it does not introspect). Deny: 400 <c>invalid_grant</c>, the only error Dovecot maps to
-    /// "wrong password". Undecided: 503, which Dovecot turns into a temporary failure. Any other
+    /// so it does not introspect). Deny: 400 <c>invalid_grant</c>, the only error Dovecot 2.3 maps to
+    /// "wrong password"; for Dovecot 2.4 200 <c>active:false</c> (see <see cref="Dovecot24Deny"/>). Undecided: 503, which Dovecot turns into a temporary failure. Any other
     /// 4xx (bad client, bad request) is also a temporary failure in Dovecot: right for a misconfiguration.
     /// </summary>
     internal static async Task<IResult> GrantAsync(HttpContext http, CallerKeyStore callers, LoginValidator validator, CancellationToken ct)
@@ -69,10 +69,21 @@ public static class DovecotOAuth2Api
             ValidationResult.Allowed => new JsonReply<OAuth2Reply>(
                 new OAuth2Reply { Active = true, Username = outcome.Username, AccessToken = "broker-verdict", TokenType = "bearer" },
                 DovecotJsonContext.Default.OAuth2Reply),
+            ValidationResult.Denied when context.FromDovecot24 => new JsonReply<OAuth2Reply>(Dovecot24Deny, DovecotJsonContext.Default.OAuth2Reply),
             ValidationResult.Denied => OAuthError(StatusCodes.Status400BadRequest, "invalid_grant"),
             _ => Unavailable(http),
         };
     }
+
+    /// <summary>
+    /// A deny for Dovecot 2.4, which turns every 4xx grant reply, invalid_grant included, into a
+    /// temporary failure (seen with Debian 13's 2.4.1): clients would keep a wrong password and retry
+    /// for ever instead of asking the user. 2.4 maps an explicit inactive token to "wrong password"
+    /// (active_attribute = active, active_value = true in the shipped file). The reply names no user:
+    /// were the active check configured away, Dovecot would look for one, find none and fail
+    /// temporarily, never log anyone in.
+    /// </summary>
+    private static readonly OAuth2Reply Dovecot24Deny = new() { Active = false, AccessToken = "denied", TokenType = "bearer" };
 
     /// <summary>
     /// Introspection. Every decided answer is 200 with an explicit <c>active</c>: Dovecot ignores the
@@ -139,13 +150,25 @@ public static class DovecotOAuth2Api
 }
 
 /// <summary>The login context Dovecot adds with <c>send_auth_headers = yes</c>.</summary>
-internal readonly record struct DovecotAuthContext(string? Service, string? RemoteIp, string? LocalIp);
+/// <param name="Service">X-Dovecot-Auth-Service (2.3) or X-Dovecot-Auth-Protocol (2.4).</param>
+/// <param name="RemoteIp">The client's address (X-Dovecot-Auth-Remote).</param>
+/// <param name="LocalIp">The address the client connected to (X-Dovecot-Auth-Local).</param>
+/// <param name="FromDovecot24">The service came in 2.4's header, which 2.3 never sends.</param>
+internal readonly record struct DovecotAuthContext(string? Service, string? RemoteIp, string? LocalIp, bool FromDovecot24 = false);
 
 internal static class DovecotAuthHeaders
 {
     public static DovecotAuthContext Read(IHeaderDictionary headers)
     {
+        // Dovecot 2.3 names the service X-Dovecot-Auth-Service, 2.4 X-Dovecot-Auth-Protocol; each sends one.
         string? service = headers["X-Dovecot-Auth-Service"];
+        var fromDovecot24 = false;
+        if (string.IsNullOrEmpty(service))
+        {
+            service = headers["X-Dovecot-Auth-Protocol"];
+            fromDovecot24 = !string.IsNullOrEmpty(service);
+        }
+
         if (service is { Length: 0 or > 32 })
         {
             service = null;
@@ -153,7 +176,7 @@ internal static class DovecotAuthHeaders
 
         var remote = WireParsers.TryParseAddress(headers["X-Dovecot-Auth-Remote"], out var rip, out _) ? rip.ToString() : null;
         var local = WireParsers.TryParseAddress(headers["X-Dovecot-Auth-Local"], out var lip, out _) ? lip.ToString() : null;
-        return new DovecotAuthContext(service, remote, local);
+        return new DovecotAuthContext(service, remote, local, fromDovecot24 && service is not null);
     }
 }
 

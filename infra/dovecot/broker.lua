@@ -1,4 +1,5 @@
--- Broker passdb for Dovecot 2.3 (driver = lua, blocking = yes).
+-- Broker passdb for Dovecot 2.3 and 2.4 (the same file: infra/dovecot/conf.d/90-broker.conf for 2.3,
+-- infra/dovecot-2.4/conf.d/90-broker.conf for 2.4).
 --
 -- Sends every plaintext login (user, app password and the full context) to Broker's validation
 -- API through the gateway and maps the answer:
@@ -15,7 +16,8 @@
 --
 -- Install: copy to /etc/dovecot/broker.lua, owner root:dovecot, mode 0640 (it holds the API key; Dovecot's
 -- auth processes run as user dovecot and must read it: a root-only file stops the auth service),
--- edit the three settings below, enable conf.d/90-broker.conf. Needs dovecot-auth-lua and lua-cjson.
+-- edit the three settings below, enable the 90-broker.conf for your Dovecot version. Needs
+-- dovecot-auth-lua and lua-cjson.
 
 -- ---- settings -------------------------------------------------------------------------------
 -- Broker gateway URL. Use https:// in production; Dovecot checks the certificate against
@@ -31,21 +33,37 @@ local TIMEOUT_MSECS = 2500
 local json = require("cjson")
 local http_client = nil
 
+-- Dovecot 2.3 takes these keys with *_msecs numbers and silently ignores unknown keys (a plain
+-- "timeout" does nothing: a hung Broker then holds the login for Dovecot's 60 s default). With one
+-- attempt, request_timeout_msecs bounds the whole wait; connect_timeout defaults to it.
+local HTTP_CLIENT_23 = {
+  request_timeout_msecs = TIMEOUT_MSECS,
+  request_absolute_timeout_msecs = TIMEOUT_MSECS,
+  -- One attempt: a retry would double the time a login can hang, and Broker is load-balanced anyway.
+  max_attempts = 1,
+  -- The connection to Broker is kept between logins. The default (0) keeps it idle forever; 30 s
+  -- is shorter than the gateway's keep-alive timeout (Kestrel: 130 s), so Dovecot, not the
+  -- server, closes an idle connection and never sends a login down one the server just closed.
+  max_idle_time_msecs = 30000,
+  user_agent = "dovecot-broker-passdb/1",
+}
+-- Dovecot 2.4 maps each key to its http_client_<key> setting (values with units) and refuses
+-- unknown keys, so the 2.3 table fails there and this one is used. The other order would not
+-- work: 2.3 would accept this table and ignore every timeout in it.
+local HTTP_CLIENT_24 = {
+  request_timeout = TIMEOUT_MSECS .. "ms",
+  request_absolute_timeout = TIMEOUT_MSECS .. "ms",
+  request_max_attempts = "1",
+  max_idle_time = "30s",
+  user_agent = "dovecot-broker-passdb/1",
+}
+
 function script_init()
-  http_client = dovecot.http.client({
-    -- Dovecot 2.3's Lua HTTP client silently ignores unknown keys (a plain "timeout" does nothing:
-    -- a hung Broker then holds the login for Dovecot's 60 s default). With one attempt,
-    -- request_timeout_msecs bounds the whole wait; connect_timeout defaults to it.
-    request_timeout_msecs = TIMEOUT_MSECS,
-    request_absolute_timeout_msecs = TIMEOUT_MSECS,
-    -- One attempt: a retry would double the time a login can hang, and Broker is load-balanced anyway.
-    max_attempts = 1,
-    -- The connection to Broker is kept between logins. The default (0) keeps it idle forever; 30 s
-    -- is shorter than the gateway's keep-alive timeout (Kestrel: 130 s), so Dovecot, not the
-    -- server, closes an idle connection and never sends a login down one the server just closed.
-    max_idle_time_msecs = 30000,
-    user_agent = "dovecot-broker-passdb/1",
-  })
+  local ok, client = pcall(dovecot.http.client, HTTP_CLIENT_23)
+  if not ok then
+    client = dovecot.http.client(HTTP_CLIENT_24)
+  end
+  http_client = client
   return 0
 end
 
@@ -96,17 +114,24 @@ function auth_password_verify(req, pass)
     return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "broker: credentials are not UTF-8"
   end
 
+  -- The variable names below are the ones Dovecot 2.3 and 2.4 both know (2.4 dropped rip, lip,
+  -- mech, …, and fails the request on an unknown name). Only the service has no common name:
+  -- 2.3's "service" is 2.4's "protocol"; the request object carries whichever this version has.
+  local service = req.protocol or req.service
+  if service == "" then
+    service = nil
+  end
   local body = json.encode({
     username = req.user,
     password = pass,
-    service = ctx(req, "service"),
-    remoteIp = ctx(req, "rip"),
-    remotePort = port(req, "rport"),
-    localIp = ctx(req, "lip"),
-    localPort = port(req, "lport"),
+    service = service,
+    remoteIp = ctx(req, "remote_ip"),
+    remotePort = port(req, "remote_port"),
+    localIp = ctx(req, "local_ip"),
+    localPort = port(req, "local_port"),
     session = ctx(req, "session"),
     secured = ctx(req, "secured"),
-    mech = ctx(req, "mech"),
+    mech = ctx(req, "mechanism"),
     -- Raw IMAP ID list; needs imap_id_retain = yes.
     clientId = ctx(req, "client_id"),
   })

@@ -5,21 +5,26 @@ using Broker.Testing;
 namespace Broker.MailServers.Tests.Infrastructure;
 
 /// <summary>
-/// A real Dovecot (Debian 2.3) in its own directory: own base_dir, state_dir, config, log and mail,
-/// IMAP on a free loopback port, unprivileged users as a root-started Dovecot needs them. The
-/// caller supplies conf.d-style snippets (rendered from infra/); this class writes only what the
-/// admin's own dovecot.conf would hold.
+/// A real Dovecot in its own directory: own base_dir, state_dir, config, log and mail, IMAP on a free
+/// loopback port, unprivileged users as a root-started Dovecot needs them. Debian 12's 2.3 from the
+/// host, or Debian 13's 2.4 from a <see cref="DovecotRoot"/> with chroot (its own config syntax).
+/// The caller supplies conf.d-style snippets (rendered from infra/); this class writes only what
+/// the admin's own dovecot.conf would hold.
 /// </summary>
 public sealed class DovecotServer : IAsyncDisposable
 {
     private Process? _process;
 
-    private DovecotServer(string name, string dir, int imapPort)
+    private DovecotServer(string name, string dir, int imapPort, DovecotRoot? root)
     {
         Name = name;
         Dir = dir;
         ImapPort = imapPort;
+        Root = root;
     }
+
+    /// <summary>The Dovecot 2.4 root this instance runs in, or null for the host's Dovecot 2.3.</summary>
+    public DovecotRoot? Root { get; }
 
     public string Name { get; }
 
@@ -45,13 +50,95 @@ public sealed class DovecotServer : IAsyncDisposable
     /// (LMTP delivery, doveadm user): without it the static userdb asks the passdb, and Broker's Lua
     /// passdb only verifies passwords (no <c>auth_passdb_lookup</c>).
     /// </param>
-    public static async Task<DovecotServer> StartAsync(string name, IEnumerable<(string Name, string Text)> snippets, string? extraMain = null, string? dir = null, bool allowAllUsers = false)
+    /// <param name="root">Run Dovecot 2.4 from this root (config in 2.4 syntax; <paramref name="dir"/> inside the root).</param>
+    public static async Task<DovecotServer> StartAsync(string name, IEnumerable<(string Name, string Text)> snippets, string? extraMain = null, string? dir = null, bool allowAllUsers = false, DovecotRoot? root = null)
     {
-        dir ??= Shell.TempDirectory("dovecot-" + name);
-        var server = new DovecotServer(name, dir, FreePort.Get());
-        server.WriteConfig(snippets, extraMain, allowAllUsers);
+        dir ??= root is null ? Shell.TempDirectory("dovecot-" + name) : root.TempDirectory("dovecot-" + name);
+        var server = new DovecotServer(name, dir, FreePort.Get(), root);
+        if (root is null)
+        {
+            server.WriteConfig(snippets, extraMain, allowAllUsers);
+        }
+        else
+        {
+            server.WriteConfig24(snippets, extraMain, allowAllUsers);
+        }
+
         await server.StartProcessAsync();
         return server;
+    }
+
+    /// <summary>The path Dovecot itself uses for a file of this instance (differs from the host path in a chroot).</summary>
+    private string Seen(string hostPath) => Root is null ? hostPath : Root.Inside(hostPath);
+
+    /// <summary>Runs the dovecot binary of this instance's version (through chroot for 2.4).</summary>
+    private (string Program, List<string> Args) DovecotCommand(params string[] args) =>
+        Root is null
+            ? (Tool.Find("dovecot"), [.. args])
+            : (Tool.Find("chroot"), [Root.Path, "/usr/sbin/dovecot", .. args]);
+
+    /// <summary>The same admin-side settings as <see cref="WriteConfig"/>, in Dovecot 2.4's syntax.</summary>
+    private void WriteConfig24(IEnumerable<(string Name, string Text)> snippets, string? extraMain, bool allowAllUsers)
+    {
+        var mail = Path.Combine(Dir, "mail");
+        Directory.CreateDirectory(mail);
+        File.SetUnixFileMode(mail, (UnixFileMode)0x1FF);
+        Directory.CreateDirectory(Path.Combine(Dir, "conf.d"));
+        var includes = new List<string>();
+        foreach (var (file, text) in snippets)
+        {
+            var path = Path.Combine(Dir, "conf.d", file);
+            File.WriteAllText(path, text);
+            includes.Add($"!include {Seen(path)}");
+        }
+
+        var dir = Seen(Dir);
+        var port = ImapPort.ToString(CultureInfo.InvariantCulture);
+        File.WriteAllText(ConfigPath, $$"""
+            # Written by the test: what an admin's own dovecot.conf holds (Debian 13's starts with the
+            # two version lines). Broker's parts come from infra/dovecot-2.4/.
+            dovecot_config_version = 2.4.0
+            dovecot_storage_version = 2.4.0
+            instance_name = broker-test-{{Name}}-{{Path.GetFileName(Dir)[^6..]}}
+            base_dir = {{dir}}/run
+            state_dir = {{dir}}/state
+            protocols = imap
+            listen = 127.0.0.1
+            ssl = no
+            # As for 2.3 (see WriteConfig): 127.0.0.0/24 is trusted, 127.0.1.0/24 plays the Internet.
+            login_trusted_networks = 127.0.0.0/24
+            default_internal_user = dovecot
+            default_login_user = dovenull
+            log_path = {{dir}}/dovecot.log
+            auth_verbose = yes
+            auth_failure_delay = 0
+            service anvil {
+              unix_listener anvil-auth-penalty {
+                mode = 0
+              }
+            }
+            mail_driver = maildir
+            mail_path = {{dir}}/mail/%{user | username}
+            userdb static {
+              fields {
+                uid = 65534
+                gid = 65534
+                home = {{dir}}/mail/%{user | username}
+              }
+              allow_all_users = {{(allowAllUsers ? "yes" : "no")}}
+            }
+            service imap-login {
+              inet_listener imap {
+                listen = 127.0.0.1
+                port = {{port}}
+              }
+              inet_listener imaps {
+                port = 0
+              }
+            }
+            {{string.Join('\n', includes)}}
+            {{extraMain ?? string.Empty}}
+            """);
     }
 
     private void WriteConfig(IEnumerable<(string Name, string Text)> snippets, string? extraMain, bool allowAllUsers)
@@ -117,15 +204,18 @@ public sealed class DovecotServer : IAsyncDisposable
 
     private async Task StartProcessAsync()
     {
-        var psi = new ProcessStartInfo(Tool.Find("dovecot"))
+        var (program, args) = DovecotCommand("-F", "-c", Seen(ConfigPath));
+        var psi = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add("-F");
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(ConfigPath);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
         var errors = new System.Text.StringBuilder();
         _process = Process.Start(psi) ?? throw new InvalidOperationException("dovecot did not start.");
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (errors) { errors.AppendLine(e.Data); } } };
@@ -158,7 +248,8 @@ public sealed class DovecotServer : IAsyncDisposable
             // "dovecot stop" ends the master and all its children cleanly; kill is the fallback.
             try
             {
-                await Shell.RunAsync(Tool.Find("dovecot"), ["-c", ConfigPath, "stop"], TimeSpan.FromSeconds(10));
+                var (program, args) = DovecotCommand("-c", Seen(ConfigPath), "stop");
+                await Shell.RunAsync(program, args, TimeSpan.FromSeconds(10));
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
                 await p.WaitForExitAsync(cts.Token);
             }

@@ -1,0 +1,150 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Broker.Core.AppPasswords;
+using Broker.Testing;
+
+namespace Broker.MailServers.Tests.Infrastructure;
+
+/// <summary>
+/// Debian 13's Dovecot 2.4 (chroot into a <see cref="DovecotRoot"/>) configured from
+/// infra/dovecot-2.4/ and the shared infra/dovecot/broker.lua, in front of its own Broker: the Lua
+/// passdb (+ doveadm for kicks), the oauth2 alternative, the auth policy, and both passdbs pointed
+/// at a Broker that is down or hangs.
+/// </summary>
+public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
+{
+    public const int PolicyThreshold = 3;
+
+    private readonly string _doveadmKey = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    private readonly List<DovecotServer> _servers = [];
+
+    private System.Net.Sockets.TcpListener? _blackHole;
+
+    public DovecotRoot Root { get; private set; } = null!;
+
+    public BrokerUnderTest Broker { get; private set; } = null!;
+
+    /// <summary>infra/dovecot-2.4/conf.d/90-broker.conf + broker.lua + 92-broker-doveadm.conf.</summary>
+    public DovecotServer Lua { get; private set; } = null!;
+
+    /// <summary>infra/dovecot-2.4/conf.d/90-broker-oauth2.conf + dovecot-oauth2-broker.conf.ext.</summary>
+    public DovecotServer OAuth2 { get; private set; } = null!;
+
+    /// <summary>Lua passdb plus infra/dovecot-2.4/conf.d/91-broker-policy.conf.</summary>
+    public DovecotServer Policy { get; private set; } = null!;
+
+    public DovecotServer LuaBrokerDown { get; private set; } = null!;
+
+    public DovecotServer LuaBrokerHung { get; private set; } = null!;
+
+    public DovecotServer OAuth2BrokerDown { get; private set; } = null!;
+
+    public DovecotServer OAuth2BrokerHung { get; private set; } = null!;
+
+    public AppPasswordService AppPasswords => Broker.Validation.AppPasswords;
+
+    public async Task InitializeAsync()
+    {
+        // Fails (never skips) with the command that builds the root when it is missing.
+        Root = DovecotRoot.Trixie();
+
+        var doveadmPort = FreePort.Get();
+        Broker = await BrokerUnderTest.StartAsync(new Dictionary<string, string?>
+        {
+            ["Broker:Dovecot:Doveadm:Url"] = $"http://127.0.0.1:{doveadmPort.ToString(CultureInfo.InvariantCulture)}",
+            ["Broker:Dovecot:Doveadm:ApiKey"] = _doveadmKey,
+            ["Broker:Dovecot:Policy:FailureThreshold"] = PolicyThreshold.ToString(CultureInfo.InvariantCulture),
+            ["Broker:Dovecot:Policy:Window"] = "00:10:00",
+        });
+
+        var dir = Root.TempDirectory("dovecot24-lua");
+        var keyFile = Path.Combine(dir, "doveadm-api-key");
+        await File.WriteAllTextAsync(keyFile, _doveadmKey);
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Lua = await StartAsync("lua", dir, [
+            .. LuaPassdb(dir, Broker.GatewayUrl),
+            ("92-broker-doveadm.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/92-broker-doveadm.conf",
+                ("/etc/dovecot/doveadm-api-key", Root.Inside(keyFile)), ("port = 8080", $"port = {doveadmPort.ToString(CultureInfo.InvariantCulture)}"))),
+        ]);
+
+        var oauthDir = Root.TempDirectory("dovecot24-oauth2");
+        OAuth2 = await StartAsync("oauth2", oauthDir, OAuth2Passdb(oauthDir, Broker.GatewayUrl));
+
+        var policyDir = Root.TempDirectory("dovecot24-policy");
+        Policy = await StartAsync("policy", policyDir, [
+            .. LuaPassdb(policyDir, Broker.GatewayUrl),
+            ("91-broker-policy.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/91-broker-policy.conf",
+                ("http://127.0.0.1:5080", Broker.GatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey),
+                ("CHANGE-ME-random-nonce", Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16))))),
+        ]);
+
+        var nobody = $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}";
+        _blackHole = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        _blackHole.Start();
+        var hung = $"http://127.0.0.1:{((System.Net.IPEndPoint)_blackHole.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture)}";
+        var d1 = Root.TempDirectory("dovecot24-lua-down");
+        LuaBrokerDown = await StartAsync("lua-down", d1, LuaPassdb(d1, nobody));
+        var d2 = Root.TempDirectory("dovecot24-lua-hung");
+        LuaBrokerHung = await StartAsync("lua-hung", d2, LuaPassdb(d2, hung));
+        var d3 = Root.TempDirectory("dovecot24-oauth2-down");
+        OAuth2BrokerDown = await StartAsync("oauth2-down", d3, OAuth2Passdb(d3, nobody));
+        var d4 = Root.TempDirectory("dovecot24-oauth2-hung");
+        OAuth2BrokerHung = await StartAsync("oauth2-hung", d4, OAuth2Passdb(d4, hung));
+    }
+
+    private async Task<DovecotServer> StartAsync(string name, string dir, IEnumerable<(string, string)> snippets)
+    {
+        var server = await DovecotServer.StartAsync("24-" + name, snippets, dir: dir, root: Root);
+        _servers.Add(server);
+        return server;
+    }
+
+    /// <summary>The 2.4 drop-in with the one broker.lua both versions share, the script written next to the config.</summary>
+    public (string, string)[] LuaPassdb(string dir, string gatewayUrl)
+    {
+        var script = Path.Combine(dir, "broker.lua");
+        File.WriteAllText(script, InfraFiles.Render("infra/dovecot/broker.lua",
+            ("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
+        return [("90-broker.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", Root.Inside(script))))];
+    }
+
+    /// <summary>The 2.4 oauth2 drop-in and the settings file it includes.</summary>
+    public (string, string)[] OAuth2Passdb(string dir, string gatewayUrl)
+    {
+        var ext = Path.Combine(dir, "dovecot-oauth2-broker.conf.ext");
+        File.WriteAllText(ext, InfraFiles.Render("infra/dovecot-2.4/dovecot-oauth2-broker.conf.ext",
+            ("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
+        return [("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", Root.Inside(ext))))];
+    }
+
+    public async Task<string> IssueAsync(string user, string scopes = "imap,submission") =>
+        (await AppPasswords.IssueAsync(user, "test device", scopes.Split(','), null)).Secret;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var s in _servers)
+        {
+            await s.DisposeAsync();
+        }
+
+        if (Broker is not null)
+        {
+            await Broker.DisposeAsync();
+        }
+
+        Dispose();
+    }
+
+    public void Dispose()
+    {
+        _blackHole?.Stop();
+        _blackHole?.Dispose();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class Dovecot24LabDefinition : ICollectionFixture<Dovecot24Lab>
+{
+    public const string Name = "dovecot 2.4 lab";
+}

@@ -195,5 +195,28 @@ public sealed class Dovecot24Tests(Dovecot24Lab lab)
         Assert.Null((await lab.AppPasswords.GetAsync(user, issued.AppPassword.Id))?.LastUsed);
     }
 
+    [Theory]
+    [InlineData("lua", "login")]
+    [InlineData("lua", "plain")]
+    [InlineData("oauth2", "login")]
+    [InlineData("oauth2", "plain")]
+    public async Task Login_OverHttpsWithBrokersCa_Succeeds(string passdb, string command)
+    {
+        var user = $"v24-tls-{passdb}-{command}@example.com";
+        var secret = await lab.IssueAsync(user);
+        var server = passdb == "lua" ? lab.LuaTls : lab.OAuth2Tls;
+
+        Assert.StartsWith("OK", await DovecotLuaPassdbTests.LoginAsync(server.ImapPort, command, user, secret), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Login_OverHttpsWithUntrustedCertificate_TemporaryFailureNeverSuccess()
+    {
+        var secret = await lab.IssueAsync("v24-badtls@example.com");
+
+        Assert.StartsWith("NO [UNAVAILABLE]", await DovecotLuaPassdbTests.LoginAsync(lab.LuaWrongCa.ImapPort, "login", "v24-badtls@example.com", secret), StringComparison.Ordinal);
+        Assert.Contains("broker: HTTP status 9003", lab.LuaWrongCa.Log, StringComparison.Ordinal);
+    }
+
     private DovecotServer Server(string passdb) => passdb == "lua" ? lab.Lua : lab.OAuth2;
 }

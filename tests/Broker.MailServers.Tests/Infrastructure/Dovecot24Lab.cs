@@ -21,6 +21,8 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
 
     private System.Net.Sockets.TcpListener? _blackHole;
 
+    private RunningApp? _tlsGateway;
+
     public DovecotRoot Root { get; private set; } = null!;
 
     public BrokerUnderTest Broker { get; private set; } = null!;
@@ -41,6 +43,15 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
     public DovecotServer OAuth2BrokerDown { get; private set; } = null!;
 
     public DovecotServer OAuth2BrokerHung { get; private set; } = null!;
+
+    /// <summary>The Lua passdb calling Broker over HTTPS, trusting Broker's CA (ssl_client_ca_file).</summary>
+    public DovecotServer LuaTls { get; private set; } = null!;
+
+    /// <summary>The Lua passdb calling Broker over HTTPS but trusting another CA.</summary>
+    public DovecotServer LuaWrongCa { get; private set; } = null!;
+
+    /// <summary>The oauth2 passdb calling Broker over HTTPS, the CA in its oauth2 { } block.</summary>
+    public DovecotServer OAuth2Tls { get; private set; } = null!;
 
     public AppPasswordService AppPasswords => Broker.Validation.AppPasswords;
 
@@ -91,6 +102,31 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
         OAuth2BrokerDown = await StartAsync("oauth2-down", d3, OAuth2Passdb(d3, nobody));
         var d4 = Root.TempDirectory("dovecot24-oauth2-hung");
         OAuth2BrokerHung = await StartAsync("oauth2-hung", d4, OAuth2Passdb(d4, hung));
+
+        await StartTlsAsync();
+    }
+
+    /// <summary>A gateway on HTTPS with a test CA's certificate (as MailLab's), the CA files inside the root.</summary>
+    private async Task StartTlsAsync()
+    {
+        var certDir = Root.TempDirectory("dovecot24-certs");
+        var certs = await TestCertificates.CreateAsync(Path.Combine(certDir, "good"));
+        var otherCa = await TestCertificates.CreateAsync(Path.Combine(certDir, "other"), withServer: false);
+        var port = FreePort.Get().ToString(CultureInfo.InvariantCulture);
+        var config = BrokerApps.BaseConfig(Broker.Redis.Configuration);
+        config["Broker:Gateway:ValidationDestinations:main"] = Broker.Validation.Address.ToString();
+        config["Kestrel:Endpoints:Https:Url"] = $"https://127.0.0.1:{port}";
+        config["Kestrel:Endpoints:Https:Certificate:Path"] = certs.ServerCertPath;
+        config["Kestrel:Endpoints:Https:Certificate:KeyPath"] = certs.ServerKeyPath;
+        _tlsGateway = await MailLab.StartHttpsGatewayAsync(config);
+
+        var url = $"https://127.0.0.1:{port}";
+        var d1 = Root.TempDirectory("dovecot24-tls");
+        LuaTls = await StartAsync("lua-tls", d1, LuaPassdb(d1, url, certs.CaPath));
+        var d2 = Root.TempDirectory("dovecot24-wrongca");
+        LuaWrongCa = await StartAsync("lua-wrongca", d2, LuaPassdb(d2, url, otherCa.CaPath));
+        var d3 = Root.TempDirectory("dovecot24-oauth2-tls");
+        OAuth2Tls = await StartAsync("oauth2-tls", d3, OAuth2Passdb(d3, url, certs.CaPath));
     }
 
     private async Task<DovecotServer> StartAsync(string name, string dir, IEnumerable<(string, string)> snippets)
@@ -101,20 +137,25 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
     }
 
     /// <summary>The 2.4 drop-in with the one broker.lua both versions share, the script written next to the config.</summary>
-    public (string, string)[] LuaPassdb(string dir, string gatewayUrl)
+    public (string, string)[] LuaPassdb(string dir, string gatewayUrl, string? caFile = null)
     {
         var script = Path.Combine(dir, "broker.lua");
         File.WriteAllText(script, InfraFiles.Render("infra/dovecot/broker.lua",
             ("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-        return [("90-broker.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", Root.Inside(script))))];
+        (string, string)[] replacements = caFile is null
+            ? [("/etc/dovecot/broker.lua", Root.Inside(script))]
+            : [("/etc/dovecot/broker.lua", Root.Inside(script)), ("#ssl_client_ca_file = /etc/dovecot/broker-ca.pem", $"ssl_client_ca_file = {Root.Inside(caFile)}")];
+        return [("90-broker.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/90-broker.conf", replacements))];
     }
 
     /// <summary>The 2.4 oauth2 drop-in and the settings file it includes.</summary>
-    public (string, string)[] OAuth2Passdb(string dir, string gatewayUrl)
+    public (string, string)[] OAuth2Passdb(string dir, string gatewayUrl, string? caFile = null)
     {
         var ext = Path.Combine(dir, "dovecot-oauth2-broker.conf.ext");
-        File.WriteAllText(ext, InfraFiles.Render("infra/dovecot-2.4/dovecot-oauth2-broker.conf.ext",
-            ("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
+        (string, string)[] replacements = caFile is null
+            ? [("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)]
+            : [("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey), ("#ssl_client_ca_file = /etc/dovecot/broker-ca.pem", $"ssl_client_ca_file = {Root.Inside(caFile)}")];
+        File.WriteAllText(ext, InfraFiles.Render("infra/dovecot-2.4/dovecot-oauth2-broker.conf.ext", replacements));
         return [("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", Root.Inside(ext))))];
     }
 
@@ -126,6 +167,11 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
         foreach (var s in _servers)
         {
             await s.DisposeAsync();
+        }
+
+        if (_tlsGateway is not null)
+        {
+            await _tlsGateway.DisposeAsync();
         }
 
         if (Broker is not null)

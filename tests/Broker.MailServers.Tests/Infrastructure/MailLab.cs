@@ -174,7 +174,7 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
     /// The gateway role as BrokerApps composes it, plus Kestrel's HTTPS endpoint settings from
     /// configuration (the slim builder needs UseKestrelHttpsConfiguration for that).
     /// </summary>
-    private static async Task<Broker.Testing.RunningApp> StartHttpsGatewayAsync(Dictionary<string, string?> config)
+    internal static async Task<Broker.Testing.RunningApp> StartHttpsGatewayAsync(Dictionary<string, string?> config)
     {
         var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
         builder.Configuration.AddInMemoryCollection(config);

@@ -41,12 +41,14 @@ public sealed partial class ShippedPlaceholderTests
         Assert.True(new NginxAuthOptionsValidator().Validate(null, new NginxAuthOptions { BackendPassword = "9c1e5f0a7b3d2e4f" }).Succeeded);
     }
 
-    [Fact]
-    public void DoveadmDropIn_HasNoInlineKeyToForget()
+    [Theory]
+    [InlineData("infra/dovecot/conf.d/92-broker-doveadm.conf")]
+    [InlineData("infra/dovecot-2.4/conf.d/92-broker-doveadm.conf")]
+    public void DoveadmDropIn_HasNoInlineKeyToForget(string dropIn)
     {
-        // The key comes from a file that does not ship: Dovecot will not start without it, so no
-        // placeholder key can be left listening.
-        var text = File.ReadAllText(InfraFiles.PathOf("infra/dovecot/conf.d/92-broker-doveadm.conf"));
+        // The key comes from a file that does not ship: Dovecot (2.3 and 2.4) will not start without
+        // it, so no placeholder key can be left listening.
+        var text = File.ReadAllText(InfraFiles.PathOf(dropIn));
 
         Assert.Matches(@"(?m)^doveadm_api_key = </etc/dovecot/doveadm-api-key$", text);
         Assert.DoesNotContain("CHANGE-ME", text, StringComparison.Ordinal);

@@ -23,6 +23,8 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
 
     private RunningApp? _tlsGateway;
 
+    private string? _certDir;
+
     public DovecotRoot Root { get; private set; } = null!;
 
     public BrokerUnderTest Broker { get; private set; } = null!;
@@ -109,9 +111,9 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
     /// <summary>A gateway on HTTPS with a test CA's certificate (as MailLab's), the CA files inside the root.</summary>
     private async Task StartTlsAsync()
     {
-        var certDir = Root.TempDirectory("dovecot24-certs");
-        var certs = await TestCertificates.CreateAsync(Path.Combine(certDir, "good"));
-        var otherCa = await TestCertificates.CreateAsync(Path.Combine(certDir, "other"), withServer: false);
+        _certDir = Root.TempDirectory("dovecot24-certs");
+        var certs = await TestCertificates.CreateAsync(Path.Combine(_certDir, "good"));
+        var otherCa = await TestCertificates.CreateAsync(Path.Combine(_certDir, "other"), withServer: false);
         var port = FreePort.Get().ToString(CultureInfo.InvariantCulture);
         var config = BrokerApps.BaseConfig(Broker.Redis.Configuration);
         config["Broker:Gateway:ValidationDestinations:main"] = Broker.Validation.Address.ToString();
@@ -177,6 +179,11 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
         if (Broker is not null)
         {
             await Broker.DisposeAsync();
+        }
+
+        if (_certDir is not null)
+        {
+            Shell.DeleteQuietly(_certDir);
         }
 
         Dispose();

@@ -12,8 +12,12 @@ using Microsoft.Extensions.Logging;
 // IMAP login latency with Dovecot's passwd-file vs Dovecot + Broker (the shipped Lua and oauth2
 // passdbs), each next to the same passdb pointed at a service that does nothing (Dovecot's own
 // floor), all in the same run with the auth cache off; plus the auth step alone over Dovecot's
-// auth-client socket and Broker alone from a bare HTTP client. Usage: [--logins N] [--write docs/benchmarks.md]
+// auth-client socket and Broker alone from a bare HTTP client.
+// Usage: [--logins N] [--dovecot 2.3|2.4] [--write docs/benchmarks.md]
+// 2.3 is this machine's Debian 12 Dovecot; 2.4 is Debian 13's, run with chroot from the root that
+// tests/build-dovecot24-root.sh builds (BROKER_DOVECOT24_ROOT), configured from infra/dovecot-2.4.
 var logins = 300;
+var dovecot = "2.3";
 string? write = null;
 for (var i = 0; i < args.Length; i++)
 {
@@ -21,6 +25,9 @@ for (var i = 0; i < args.Length; i++)
     {
         case "--logins":
             logins = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            break;
+        case "--dovecot" when i + 1 < args.Length && args[i + 1] is "2.3" or "2.4":
+            dovecot = args[++i];
             break;
         case "--write":
             write = args[++i];
@@ -31,36 +38,52 @@ for (var i = 0; i < args.Length; i++)
     }
 }
 
+var root = dovecot == "2.4" ? DovecotRoot.Trixie() : null;
+var infra = root is null ? "infra/dovecot" : "infra/dovecot-2.4";
+string NewDirectory(string name) => root?.TempDirectory(name) ?? Shell.TempDirectory(name);
+
+// The path Dovecot itself reads (inside the root for 2.4).
+string Seen(string path) => root?.Inside(path) ?? path;
+
 const string User = "bench@example.com";
 const string StaticPassword = "bench-static-password";
 await using var broker = await BrokerUnderTest.StartAsync(new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Error" }, appendFsync: "everysec");
 var secret = (await broker.Validation.AppPasswords.IssueAsync(User, "bench", ["imap"], null)).Secret;
 
-var passwdDir = Shell.TempDirectory("bench-passwd");
+var passwdDir = NewDirectory("bench-passwd");
 await File.WriteAllTextAsync(Path.Combine(passwdDir, "users"), $"{User}:{{PLAIN}}{StaticPassword}::::::\n");
-await using var passwd = await DovecotServer.StartAsync("bench-passwd", [("passwd.conf", $$"""
-    auth_cache_size = 0
-    passdb {
-      driver = passwd-file
-      args = {{passwdDir}}/users
-    }
-    """)], dir: passwdDir);
+var passwdConf = root is null
+    ? $$"""
+        auth_cache_size = 0
+        passdb {
+          driver = passwd-file
+          args = {{passwdDir}}/users
+        }
+        """
+    : $$"""
+        auth_cache_size = 0
+        passdb passwd-file {
+          passwd_file_path = {{Seen(passwdDir)}}/users
+        }
+        """;
+await using var passwd = await DovecotServer.StartAsync("bench-passwd", [("passwd.conf", passwdConf)], dir: passwdDir, root: root);
 
 // The variants under test, all with the shipped configuration.
 async Task<DovecotServer> LuaDovecotAsync(string name, string baseUrl)
 {
-    var dir = Shell.TempDirectory(name);
+    var dir = NewDirectory(name);
     var script = Path.Combine(dir, "broker.lua");
+    // One script for both versions.
     await File.WriteAllTextAsync(script, InfraFiles.Render("infra/dovecot/broker.lua", ("http://127.0.0.1:5080", baseUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-    return await DovecotServer.StartAsync(name, [("90-broker.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", script)))], dir: dir);
+    return await DovecotServer.StartAsync(name, [("90-broker.conf", InfraFiles.Render($"{infra}/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", Seen(script))))], dir: dir, root: root);
 }
 
 async Task<DovecotServer> OAuth2DovecotAsync(string name, string baseUrl)
 {
-    var dir = Shell.TempDirectory(name);
+    var dir = NewDirectory(name);
     var ext = Path.Combine(dir, "dovecot-oauth2-broker.conf.ext");
-    await File.WriteAllTextAsync(ext, InfraFiles.Render("infra/dovecot/dovecot-oauth2-broker.conf.ext", ("http://127.0.0.1:5080", baseUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-    return await DovecotServer.StartAsync(name, [("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", ext)))], dir: dir);
+    await File.WriteAllTextAsync(ext, InfraFiles.Render($"{infra}/dovecot-oauth2-broker.conf.ext", ("http://127.0.0.1:5080", baseUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
+    return await DovecotServer.StartAsync(name, [("90-broker-oauth2.conf", InfraFiles.Render($"{infra}/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", Seen(ext))))], dir: dir, root: root);
 }
 
 // Calibration: the same passdbs against a service that answers "allow" without doing anything,
@@ -257,8 +280,11 @@ var luaAuth = Median(socket[Lua]) - baseAuth;
 var oauthImap = (Median(imap[OAuth2]) / baseImap) - 1;
 var oauthAuth = Median(socket[OAuth2]) - baseAuth;
 var load = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg")).Split(' ')[0] : "?";
+var version = (root is null
+    ? await Shell.RunAsync(Tool.Find("dovecot"), ["--version"])
+    : await Shell.RunAsync(Tool.Find("chroot"), [root.Path, "/usr/sbin/dovecot", "--version"])).Output.Trim();
 var report = new StringBuilder();
-report.AppendLine(ci, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on this machine ({Environment.ProcessorCount} vCPUs, shared with other work; load average {load} at the end), Dovecot {(await Shell.RunAsync(Tool.Find("dovecot"), ["--version"])).Output.Trim()}, auth cache off (`auth_cache_size = 0`), {logins} sequential logins per row after 20 warm-up logins, a fresh TCP connection per IMAP login, all Dovecots interleaved in the same run, each configured from the shipped `infra/dovecot` files; Broker (gateway, validation) runs in the benchmark process with redis-server (`appendfsync everysec`), all on loopback. Baseline: a `passwd-file` with a `{{PLAIN}}` password (the cheapest possible passdb). The calibration rows point the same passdb at a service that answers \"allow\" without doing anything: they are Dovecot's own cost, the floor for any HTTP passdb.");
+report.AppendLine(ci, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on this machine ({Environment.ProcessorCount} vCPUs, shared with other work; load average {load} at the end), Dovecot {version}, auth cache off (`auth_cache_size = 0`), {logins} sequential logins per row after 20 warm-up logins, a fresh TCP connection per IMAP login, all Dovecots interleaved in the same run, each configured from the shipped `{infra}` files{(root is null ? string.Empty : " (Debian 13's packages, run with chroot from a Debian 13 root on this Debian 12 machine)")}; Broker (gateway, validation) runs in the benchmark process with redis-server (`appendfsync everysec`), all on loopback. Baseline: a `passwd-file` with a `{{PLAIN}}` password (the cheapest possible passdb). The calibration rows point the same passdb at a service that answers \"allow\" without doing anything: they are Dovecot's own cost, the floor for any HTTP passdb.");
 report.AppendLine();
 report.AppendLine("| passdb | IMAP login median / p99 (ms) | auth only over Dovecot's auth-client socket, median / p99 (ms) |");
 report.AppendLine("|---|---|---|");
@@ -284,7 +310,8 @@ Console.WriteLine(report.ToString());
 if (write is not null)
 {
     // Only the generated part between the markers is replaced; the heading and the reading around it are kept.
-    const string Begin = "<!-- mail:begin -->", End = "<!-- mail:end -->";
+    var marker = root is null ? "mail" : "mail24";
+    string Begin = $"<!-- {marker}:begin -->", End = $"<!-- {marker}:end -->";
     var existing = File.Exists(write) ? await File.ReadAllTextAsync(write) : "# Benchmarks\n";
     var generated = $"{Begin}\n{report.ToString().TrimEnd('\n')}\n{End}";
     var start = existing.IndexOf(Begin, StringComparison.Ordinal);

@@ -139,14 +139,17 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
     }
 
     /// <summary>The 2.4 drop-in with the one broker.lua both versions share, the script written next to the config.</summary>
-    public (string, string)[] LuaPassdb(string dir, string gatewayUrl, string? caFile = null)
+    public (string, string)[] LuaPassdb(string dir, string gatewayUrl, string? caFile = null) => LuaPassdb(Root, dir, gatewayUrl, caFile);
+
+    /// <inheritdoc cref="LuaPassdb(string, string, string?)"/>
+    public static (string, string)[] LuaPassdb(DovecotRoot root, string dir, string gatewayUrl, string? caFile = null)
     {
         var script = Path.Combine(dir, "broker.lua");
         File.WriteAllText(script, InfraFiles.Render("infra/dovecot/broker.lua",
             ("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
         (string, string)[] replacements = caFile is null
-            ? [("/etc/dovecot/broker.lua", Root.Inside(script))]
-            : [("/etc/dovecot/broker.lua", Root.Inside(script)), ("#ssl_client_ca_file = /etc/dovecot/broker-ca.pem", $"ssl_client_ca_file = {Root.Inside(caFile)}")];
+            ? [("/etc/dovecot/broker.lua", root.Inside(script))]
+            : [("/etc/dovecot/broker.lua", root.Inside(script)), ("#ssl_client_ca_file = /etc/dovecot/broker-ca.pem", $"ssl_client_ca_file = {root.Inside(caFile)}")];
         return [("90-broker.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/90-broker.conf", replacements))];
     }
 

@@ -48,9 +48,13 @@ public sealed partial class PostfixServer : IAsyncDisposable
     public string Log => File.Exists(Path.Combine(Dir, "maillog")) ? File.ReadAllText(Path.Combine(Dir, "maillog")) : string.Empty;
 
     /// <summary>Creates the directories (so Dovecot can create the SASL socket before Postfix starts).</summary>
-    public static async Task<PostfixServer> PrepareAsync()
+    /// <param name="dir">
+    /// An empty directory to use, e.g. inside a <see cref="DovecotRoot"/> so that a chrooted Dovecot can
+    /// create the SASL socket in the queue directory; by default a new one under /tmp.
+    /// </param>
+    public static async Task<PostfixServer> PrepareAsync(string? dir = null)
     {
-        var server = new PostfixServer(Shell.TempDirectory("postfix"), FreePort.Get());
+        var server = new PostfixServer(dir ?? Shell.TempDirectory("postfix"), FreePort.Get());
         Directory.CreateDirectory(server.ConfigDir);
         Directory.CreateDirectory(Path.Combine(server.QueueDir, "private"));
         Directory.CreateDirectory(Path.Combine(server.Dir, "data"));

@@ -52,9 +52,17 @@ public sealed class RawSmtp : IAsyncDisposable
         return smtp;
     }
 
-    public static async Task<RawSmtp> ConnectWithTlsAsync(PostfixServer server)
+    /// <summary>The Postfix submission port, STARTTLS done (and EHLO again).</summary>
+    /// <param name="server">The Postfix whose pinned certificate is trusted.</param>
+    /// <param name="from">Local source address (any 127.x.y.z), e.g. one outside Dovecot's login_trusted_networks.</param>
+    public static async Task<RawSmtp> ConnectWithTlsAsync(PostfixServer server, IPAddress? from = null)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork);
+        if (from is not null)
+        {
+            tcp.Client.Bind(new IPEndPoint(from, 0));
+        }
+
         await tcp.ConnectAsync(IPAddress.Loopback, server.SubmissionPort);
         var smtp = new RawSmtp(tcp);
         await smtp.ReadReplyAsync();

@@ -1,0 +1,89 @@
+using Broker.MailServers.Tests.Infrastructure;
+using MailKit.Security;
+
+namespace Broker.MailServers.Tests;
+
+/// <summary>
+/// POP3 on Debian 13's Dovecot 2.4 (dovecot-pop3d) with the shipped infra/dovecot-2.4/ Lua drop-in
+/// and broker.lua: what <see cref="DovecotPop3Tests"/> proves for 2.3. 2.4 reports the service as
+/// "protocol", which the script reads from the request object.
+/// </summary>
+[Collection(Dovecot24ProtocolsLabDefinition.Name)]
+public sealed class Dovecot24Pop3Tests(Dovecot24ProtocolsLab lab)
+{
+    /// <summary>Dovecot 2.4's reply to every refused POP3 login (USER/PASS and AUTH alike), as 2.3's.</summary>
+    private const string Refused = "-ERR [AUTH] Authentication failed.";
+
+    [Theory]
+    [InlineData("sasl")]
+    [InlineData("userpass")]
+    public async Task Pop3Login_AppPasswordWithPop3Scope_MailboxLists(string how)
+    {
+        var user = $"v24-pop3-ok-{how}@example.com";
+        var issued = await lab.AppPasswords.IssueAsync(user, "mail client", ["pop3"], null);
+
+        using var client = await DovecotPop3Tests.ConnectAsync(lab.Pop3Port);
+        if (how == "userpass")
+        {
+            // No SASL mechanisms: MailKit falls back to USER/PASS.
+            client.AuthenticationMechanisms.Clear();
+        }
+
+        await client.AuthenticateAsync(user, issued.Secret);
+        var sizes = await client.GetMessageSizesAsync();   // LIST
+        await client.DisconnectAsync(true);
+
+        Assert.Empty(sizes);
+        // Broker saw 2.4's protocol name for POP3.
+        var ap = await lab.AppPasswords.GetAsync(user, issued.AppPassword.Id);
+        Assert.Equal("pop3", ap?.LastUsed?.Protocol);
+    }
+
+    [Fact]
+    public async Task Pop3Login_ImapOnlyAppPassword_Refused()
+    {
+        var secret = await lab.IssueAsync("v24-pop3-imaponly@example.com", "imap,submission");
+
+        await using (var pop3 = await RawPop3.ConnectAsync(lab.Pop3Port))
+        {
+            Assert.Equal(Refused, await pop3.UserPassAsync("v24-pop3-imaponly@example.com", secret));
+            Assert.Equal(Refused, await pop3.AuthPlainAsync("v24-pop3-imaponly@example.com", secret));
+        }
+
+        using var client = await DovecotPop3Tests.ConnectAsync(lab.Pop3Port);
+        await Assert.ThrowsAsync<AuthenticationException>(() => client.AuthenticateAsync("v24-pop3-imaponly@example.com", secret));
+    }
+
+    [Fact]
+    public async Task Pop3Login_AccountOrOtherUsersPassword_RefusedThenOwnWorks()
+    {
+        var secret = await lab.IssueAsync("v24-pop3-wrong@example.com", "pop3");
+        var other = await lab.IssueAsync("v24-pop3-wrong-other@example.com", "pop3");
+
+        await using var pop3 = await RawPop3.ConnectAsync(lab.Pop3Port);
+
+        // The account (portal) password, a mistyped app password, another user's valid one.
+        Assert.Equal(Refused, await pop3.UserPassAsync("v24-pop3-wrong@example.com", "Correct-Horse-Battery-Staple-1"));
+        Assert.Equal(Refused, await pop3.AuthPlainAsync("v24-pop3-wrong@example.com", MailProtocolsLab.Mistyped(secret)));
+        Assert.Equal(Refused, await pop3.UserPassAsync("v24-pop3-wrong@example.com", other));
+        // The user's own one still works on the same connection afterwards.
+        Assert.StartsWith("+OK", await pop3.AuthPlainAsync("v24-pop3-wrong@example.com", secret), StringComparison.Ordinal);
+        Assert.StartsWith("+OK 0 0", await pop3.CommandAsync("STAT"), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("userpass")]
+    [InlineData("plain")]
+    public async Task Pop3Login_BrokerDown_TemporaryFailureNeverSuccess(string how)
+    {
+        var user = $"v24-pop3-down-{how}@example.com";
+        var secret = await lab.IssueAsync(user, "pop3");
+        await using var pop3 = await RawPop3.ConnectAsync(lab.BrokerDownPop3Port);
+
+        var reply = how == "userpass" ? await pop3.UserPassAsync(user, secret) : await pop3.AuthPlainAsync(user, secret);
+
+        // As 2.3: Dovecot appends "[host:time]" so the admin can find the log line.
+        Assert.StartsWith("-ERR [SYS/TEMP] Temporary authentication failure.", reply, StringComparison.Ordinal);
+        Assert.Contains("broker: HTTP status 9003", lab.BrokerDown.Log, StringComparison.Ordinal);
+    }
+}

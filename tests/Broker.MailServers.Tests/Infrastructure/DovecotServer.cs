@@ -112,6 +112,8 @@ public sealed class DovecotServer : IAsyncDisposable
             log_path = {{dir}}/dovecot.log
             auth_verbose = yes
             auth_failure_delay = 0
+            # New in 2.4: temporary failures (Broker down) wait 2 s too; production keeps it.
+            auth_internal_failure_delay = 0
             service anvil {
               unix_listener anvil-auth-penalty {
                 mode = 0

@@ -38,7 +38,7 @@ public sealed class Dovecot24SubmissionTests(Dovecot24ProtocolsLab lab)
         var ap = await lab.AppPasswords.GetAsync(user, issued.AppPassword.Id);
         Assert.Equal("submission", ap?.LastUsed?.Protocol);
         // The relay really got it: it arrives in the user's mailbox, read back over POP3 with another app password.
-        Assert.Equal(subject, await WaitForSubjectAsync(user, await lab.IssueAsync(user, "pop3")));
+        Assert.Equal(subject, await MailboxWaits.FirstSubjectAsync(lab.Pop3Port, user, await lab.IssueAsync(user, "pop3"), () => lab.Logs));
     }
 
     [Fact]
@@ -97,28 +97,4 @@ public sealed class Dovecot24SubmissionTests(Dovecot24ProtocolsLab lab)
 
     private static Task<string> AuthAsync(RawSmtp smtp, string mechanism, string user, string password) =>
         mechanism == "PLAIN" ? smtp.AuthPlainAsync(user, password) : smtp.AuthLoginAsync(user, password);
-
-    private async Task<string> WaitForSubjectAsync(string user, string pop3Secret)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (true)
-        {
-            using var pop3 = await DovecotPop3Tests.ConnectAsync(lab.Pop3Port);
-            await pop3.AuthenticateAsync(user, pop3Secret);
-            if (await pop3.GetMessageCountAsync() > 0)
-            {
-                var message = await pop3.GetMessageAsync(0);
-                await pop3.DisconnectAsync(true);
-                return message.Subject ?? string.Empty;
-            }
-
-            await pop3.DisconnectAsync(true);
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("the message did not arrive.\n" + lab.Logs);
-            }
-
-            await Task.Delay(200);
-        }
-    }
 }

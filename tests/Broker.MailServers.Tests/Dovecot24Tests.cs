@@ -143,21 +143,7 @@ public sealed class Dovecot24Tests(Dovecot24Lab lab)
         await lab.AppPasswords.RevokeAsync("v24-kick@example.com", issued.AppPassword.Id);
 
         // Broker posts "kick" to 2.4's doveadm HTTP API; Dovecot closes the session.
-        var closed = false;
-        for (var i = 0; i < 50 && !closed; i++)
-        {
-            try
-            {
-                await client.NoOpAsync();
-                await Task.Delay(100);
-            }
-            catch (Exception ex) when (ex is ImapProtocolException or IOException or ServiceNotConnectedException or ImapCommandException)
-            {
-                closed = true;
-            }
-        }
-
-        Assert.True(closed, "the IMAP session survived the revocation. Dovecot log:\n" + lab.Lua.Log);
+        Assert.True(await MailboxWaits.SessionClosedAsync(client), "the IMAP session survived the revocation. Dovecot log:\n" + lab.Lua.Log);
     }
 
     [Fact]

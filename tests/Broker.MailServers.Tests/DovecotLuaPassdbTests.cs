@@ -239,21 +239,7 @@ public sealed class DovecotLuaPassdbTests(MailLab lab)
         await lab.AppPasswords.RevokeAsync("lua-kick@example.com", issued.AppPassword.Id);
 
         // Dovecot sends "* BYE" and closes: the next command on the open session fails.
-        var closed = false;
-        for (var i = 0; i < 50 && !closed; i++)
-        {
-            try
-            {
-                await client.NoOpAsync();
-                await Task.Delay(100);
-            }
-            catch (Exception ex) when (ex is ImapProtocolException or IOException or ServiceNotConnectedException or ImapCommandException)
-            {
-                closed = true;
-            }
-        }
-
-        Assert.True(closed, "the IMAP session survived the revocation. Dovecot log:\n" + lab.Dovecot.Log);
+        Assert.True(await MailboxWaits.SessionClosedAsync(client), "the IMAP session survived the revocation. Dovecot log:\n" + lab.Dovecot.Log);
     }
 
     [Fact]
@@ -265,21 +251,7 @@ public sealed class DovecotLuaPassdbTests(MailLab lab)
 
         await lab.AppPasswords.SetDisabledAsync("lua-disable@example.com", true);
 
-        var closed = false;
-        for (var i = 0; i < 50 && !closed; i++)
-        {
-            try
-            {
-                await client.NoOpAsync();
-                await Task.Delay(100);
-            }
-            catch (Exception ex) when (ex is ImapProtocolException or IOException or ServiceNotConnectedException or ImapCommandException)
-            {
-                closed = true;
-            }
-        }
-
-        Assert.True(closed);
+        Assert.True(await MailboxWaits.SessionClosedAsync(client));
         Assert.StartsWith("NO [AUTHENTICATIONFAILED]", await LoginAsync(lab.Dovecot.ImapPort, "login", "lua-disable@example.com", secret), StringComparison.Ordinal);
     }
 

@@ -35,7 +35,7 @@ public sealed class DovecotSubmissionTests(MailProtocolsLab lab)
 
         Assert.Contains("queued", reply, StringComparison.OrdinalIgnoreCase);
         // The relay really got it: it arrives in the user's mailbox, read back over POP3 with another app password.
-        Assert.Equal(subject, await WaitForSubjectAsync(user, await lab.IssueAsync(user, "pop3")));
+        Assert.Equal(subject, await MailboxWaits.FirstSubjectAsync(lab.Pop3Port, user, await lab.IssueAsync(user, "pop3"), () => lab.Logs));
     }
 
     [Theory]
@@ -97,29 +97,5 @@ public sealed class DovecotSubmissionTests(MailProtocolsLab lab)
         var client = new SmtpClient { Timeout = 15000 };
         await client.ConnectAsync("127.0.0.1", port, SecureSocketOptions.None);
         return client;
-    }
-
-    private async Task<string> WaitForSubjectAsync(string user, string pop3Secret)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (true)
-        {
-            using var pop3 = await DovecotPop3Tests.ConnectAsync(lab.Pop3Port);
-            await pop3.AuthenticateAsync(user, pop3Secret);
-            if (await pop3.GetMessageCountAsync() > 0)
-            {
-                var message = await pop3.GetMessageAsync(0);
-                await pop3.DisconnectAsync(true);
-                return message.Subject ?? string.Empty;
-            }
-
-            await pop3.DisconnectAsync(true);
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("the message did not arrive.\n" + lab.Logs);
-            }
-
-            await Task.Delay(200);
-        }
     }
 }

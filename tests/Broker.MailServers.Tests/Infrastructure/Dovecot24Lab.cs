@@ -112,17 +112,8 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
     private async Task StartTlsAsync()
     {
         _certDir = Root.TempDirectory("dovecot24-certs");
-        var certs = await TestCertificates.CreateAsync(Path.Combine(_certDir, "good"));
-        var otherCa = await TestCertificates.CreateAsync(Path.Combine(_certDir, "other"), withServer: false);
-        var port = FreePort.Get().ToString(CultureInfo.InvariantCulture);
-        var config = BrokerApps.BaseConfig(Broker.Redis.Configuration);
-        config["Broker:Gateway:ValidationDestinations:main"] = Broker.Validation.Address.ToString();
-        config["Kestrel:Endpoints:Https:Url"] = $"https://127.0.0.1:{port}";
-        config["Kestrel:Endpoints:Https:Certificate:Path"] = certs.ServerCertPath;
-        config["Kestrel:Endpoints:Https:Certificate:KeyPath"] = certs.ServerKeyPath;
-        _tlsGateway = await MailLab.StartHttpsGatewayAsync(config);
-
-        var url = $"https://127.0.0.1:{port}";
+        (_tlsGateway, var certs, var otherCa) = await MailLab.StartHttpsGatewayAsync(Broker, _certDir);
+        var url = _tlsGateway.Address.ToString().TrimEnd('/');
         var d1 = Root.TempDirectory("dovecot24-tls");
         LuaTls = await StartAsync("lua-tls", d1, LuaPassdb(d1, url, certs.CaPath));
         var d2 = Root.TempDirectory("dovecot24-wrongca");

@@ -80,18 +80,7 @@ public sealed class DovecotServer : IAsyncDisposable
     /// <summary>The same admin-side settings as <see cref="WriteConfig"/>, in Dovecot 2.4's syntax.</summary>
     private void WriteConfig24(IEnumerable<(string Name, string Text)> snippets, string? extraMain, bool allowAllUsers)
     {
-        var mail = Path.Combine(Dir, "mail");
-        Directory.CreateDirectory(mail);
-        File.SetUnixFileMode(mail, (UnixFileMode)0x1FF);
-        Directory.CreateDirectory(Path.Combine(Dir, "conf.d"));
-        var includes = new List<string>();
-        foreach (var (file, text) in snippets)
-        {
-            var path = Path.Combine(Dir, "conf.d", file);
-            File.WriteAllText(path, text);
-            includes.Add($"!include {Seen(path)}");
-        }
-
+        var includes = WriteSnippets(snippets);
         var dir = Seen(Dir);
         var port = ImapPort.ToString(CultureInfo.InvariantCulture);
         File.WriteAllText(ConfigPath, $$"""
@@ -143,7 +132,8 @@ public sealed class DovecotServer : IAsyncDisposable
             """);
     }
 
-    private void WriteConfig(IEnumerable<(string Name, string Text)> snippets, string? extraMain, bool allowAllUsers)
+    /// <summary>The mail directory and the conf.d snippets; returns the <c>!include</c> lines, with the paths Dovecot sees.</summary>
+    private List<string> WriteSnippets(IEnumerable<(string Name, string Text)> snippets)
     {
         var mail = Path.Combine(Dir, "mail");
         Directory.CreateDirectory(mail);
@@ -155,9 +145,16 @@ public sealed class DovecotServer : IAsyncDisposable
         {
             var path = Path.Combine(Dir, "conf.d", file);
             File.WriteAllText(path, text);
-            includes.Add($"!include {path}");
+            includes.Add($"!include {Seen(path)}");
         }
 
+        return includes;
+    }
+
+    private void WriteConfig(IEnumerable<(string Name, string Text)> snippets, string? extraMain, bool allowAllUsers)
+    {
+        var includes = WriteSnippets(snippets);
+        var mail = Path.Combine(Dir, "mail");
         var port = ImapPort.ToString(CultureInfo.InvariantCulture);
         var allowAll = allowAllUsers ? " allow_all_users=yes" : string.Empty;
         File.WriteAllText(ConfigPath, $$"""

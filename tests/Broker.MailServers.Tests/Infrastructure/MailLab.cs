@@ -152,18 +152,8 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
     private async Task StartTlsAsync()
     {
         _certDir = Shell.TempDirectory("certs");
-        var certs = await TestCertificates.CreateAsync(Path.Combine(_certDir, "good"));
-        var otherCa = await TestCertificates.CreateAsync(Path.Combine(_certDir, "other"), withServer: false);
-        var port = FreePort.Get().ToString(CultureInfo.InvariantCulture);
-        var config = BrokerApps.BaseConfig(Broker.Redis.Configuration);
-        config["Broker:Gateway:ValidationDestinations:main"] = Broker.Validation.Address.ToString();
-        // Kestrel's standard endpoint settings, as docs/dovecot.md tells admins to use.
-        config["Kestrel:Endpoints:Https:Url"] = $"https://127.0.0.1:{port}";
-        config["Kestrel:Endpoints:Https:Certificate:Path"] = certs.ServerCertPath;
-        config["Kestrel:Endpoints:Https:Certificate:KeyPath"] = certs.ServerKeyPath;
-        TlsGateway = await StartHttpsGatewayAsync(config);
-
-        var url = $"https://127.0.0.1:{port}";
+        (TlsGateway, var certs, var otherCa) = await StartHttpsGatewayAsync(Broker, _certDir);
+        var url = TlsGateway.Address.ToString().TrimEnd('/');
         var tlsDir = Shell.TempDirectory("dovecot-tls");
         TlsDovecot = await DovecotServer.StartAsync("tls", [.. LuaPassdb(tlsDir, url, certs.CaPath)], dir: tlsDir);
         var wrongDir = Shell.TempDirectory("dovecot-wrongca");
@@ -171,10 +161,29 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
     }
 
     /// <summary>
+    /// A gateway in front of <paramref name="broker"/>'s validation role on HTTPS, with a server
+    /// certificate from a test CA (<c>Certs</c>) and a second CA that did not sign it (<c>OtherCa</c>),
+    /// both made under <paramref name="certDir"/>.
+    /// </summary>
+    internal static async Task<(Broker.Testing.RunningApp Gateway, TestCertificates Certs, TestCertificates OtherCa)> StartHttpsGatewayAsync(BrokerUnderTest broker, string certDir)
+    {
+        var certs = await TestCertificates.CreateAsync(Path.Combine(certDir, "good"));
+        var otherCa = await TestCertificates.CreateAsync(Path.Combine(certDir, "other"), withServer: false);
+        var port = FreePort.Get().ToString(CultureInfo.InvariantCulture);
+        var config = BrokerApps.BaseConfig(broker.Redis.Configuration);
+        config["Broker:Gateway:ValidationDestinations:main"] = broker.Validation.Address.ToString();
+        // Kestrel's standard endpoint settings, as docs/dovecot.md tells admins to use.
+        config["Kestrel:Endpoints:Https:Url"] = $"https://127.0.0.1:{port}";
+        config["Kestrel:Endpoints:Https:Certificate:Path"] = certs.ServerCertPath;
+        config["Kestrel:Endpoints:Https:Certificate:KeyPath"] = certs.ServerKeyPath;
+        return (await StartHttpsGatewayAsync(config), certs, otherCa);
+    }
+
+    /// <summary>
     /// The gateway role as BrokerApps composes it, plus Kestrel's HTTPS endpoint settings from
     /// configuration (the slim builder needs UseKestrelHttpsConfiguration for that).
     /// </summary>
-    internal static async Task<Broker.Testing.RunningApp> StartHttpsGatewayAsync(Dictionary<string, string?> config)
+    private static async Task<Broker.Testing.RunningApp> StartHttpsGatewayAsync(Dictionary<string, string?> config)
     {
         var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
         builder.Configuration.AddInMemoryCollection(config);

@@ -3,7 +3,6 @@ using Broker.Testing;
 using Deque.AxeCore.Commons;
 using Deque.AxeCore.Playwright;
 using Microsoft.Playwright;
-using OtpNet;
 
 namespace Broker.EndToEnd.Tests;
 
@@ -94,12 +93,12 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#Confirm").FillAsync(Password);
         await page.Locator("#set-password").ClickAsync();
-        await ArrivedAsync(page, "**/Security");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security");
         await Expect(page.Locator("#enroll-required")).ToBeVisibleAsync();
         await audit.CheckAsync(page, "security, second factor required");
 
         await page.Locator("#add-totp").ClickAsync();
-        await ArrivedAsync(page, "**/Security/Totp");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security/Totp");
         await audit.CheckAsync(page, "authenticator setup with QR code");
         await page.Locator("#Code").FillAsync("000000");
         await page.Locator("#confirm-totp").ClickAsync();
@@ -203,9 +202,9 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await other.Locator("#Password").FillAsync(Password);
         await other.Locator("#Confirm").FillAsync(Password);
         await other.Locator("#set-password").ClickAsync();
-        await ArrivedAsync(other, "**/Security");
+        await EndToEndEnvironment.ArrivedAsync(other, "**/Security");
         await other.Locator("#add-totp").ClickAsync();
-        await ArrivedAsync(other, "**/Security/Totp");
+        await EndToEndEnvironment.ArrivedAsync(other, "**/Security/Totp");
         var beaTotp = await EnrollTotpAsync(other);
         await other.Locator("#sign-out-form button").ClickAsync();
         await Expect(other.Locator("#signed-out")).ToBeVisibleAsync();
@@ -215,9 +214,9 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await audit.CheckAsync(other, "second factor, code only");
         await other.Locator("#Code").FillAsync(beaTotp.ComputeTotp(DateTime.UtcNow));
         await other.Locator("#verify-code").ClickAsync();
-        await ArrivedAsync(other, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(other, "**/AppPasswords");
         await other.GotoAsync(Env.Origin + "/Admin/Users");
-        await ArrivedAsync(other, "**/Account/Denied**");
+        await EndToEndEnvironment.ArrivedAsync(other, "**/Account/Denied**");
         await audit.CheckAsync(other, "not allowed");
         await bea.CloseAsync();
         await page.Context.CloseAsync();
@@ -235,9 +234,9 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#Confirm").FillAsync(Password);
         await page.Locator("#set-password").ClickAsync();
-        await ArrivedAsync(page, "**/Security");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security");
         await page.Locator("#add-totp").ClickAsync();
-        await ArrivedAsync(page, "**/Security/Totp");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security/Totp");
         var totp = await EnrollTotpAsync(page);
         await setup.CloseAsync();
 
@@ -261,17 +260,17 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await page.Keyboard.TypeAsync(Password);
         await keys.TabToAsync("#sign-in");
         await page.Keyboard.PressAsync("Enter");
-        await ArrivedAsync(page, "**/Account/SecondFactor**");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Account/SecondFactor**");
 
         await keys.TabToAsync("#Code");
         await page.Keyboard.TypeAsync(totp.ComputeTotp(DateTime.UtcNow));
         await keys.TabToAsync("#verify-code");
         await page.Keyboard.PressAsync("Space");
-        await ArrivedAsync(page, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
 
         await keys.TabToAsync("#new-app-password");
         await page.Keyboard.PressAsync("Enter");
-        await ArrivedAsync(page, "**/AppPasswords/New");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords/New");
         await keys.TabToAsync("#Name");
         await page.Keyboard.TypeAsync("Keyboard Mail");
         // A suggestion button fills the name too, with Space.
@@ -295,7 +294,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
 
         await keys.TabToAsync("#done");
         await page.Keyboard.PressAsync("Enter");
-        await ArrivedAsync(page, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
         // The confirmation is the browser's own dialog; a keyboard user answers it with Enter.
         page.Dialog += (_, dialog) => dialog.AcceptAsync();
         await keys.TabToAsync("#app-passwords button.danger");
@@ -309,8 +308,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
     /// <summary>Confirms the setup page's key with the code of the time step before this one, so a sign-in with the current code is not a replay.</summary>
     private static async Task<OtpNet.Totp> EnrollTotpAsync(IPage page)
     {
-        var key = (await page.Locator("#totp-key").TextContentAsync())!.Replace(" ", string.Empty, StringComparison.Ordinal);
-        var totp = new OtpNet.Totp(Base32Encoding.ToBytes(key));
+        var totp = await EndToEndEnvironment.TotpFromSetupPageAsync(page);
         await page.Locator("#Code").FillAsync(totp.ComputeTotp(DateTime.UtcNow.AddSeconds(-30)));
         await page.Locator("#confirm-totp").ClickAsync();
         await Expect(page.Locator("#recovery-codes")).ToBeVisibleAsync();
@@ -330,13 +328,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await page.Locator("#Username").FillAsync(username);
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#sign-in").ClickAsync();
-        await ArrivedAsync(page, "**/Account/SecondFactor**");
-    }
-
-    private static Task ArrivedAsync(IPage page, string urlGlob)
-    {
-        var pattern = "^" + System.Text.RegularExpressions.Regex.Escape(urlGlob).Replace(@"\*\*", ".*", StringComparison.Ordinal) + "$";
-        return Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex(pattern), new PageAssertionsToHaveURLOptions { Timeout = 60_000 });
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Account/SecondFactor**");
     }
 
     private static ILocatorAssertions Expect(ILocator locator) => Assertions.Expect(locator);

@@ -1,5 +1,4 @@
 using Microsoft.Playwright;
-using OtpNet;
 
 namespace Broker.EndToEnd.Tests;
 
@@ -25,7 +24,7 @@ public sealed class BrowserScenarios
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#Confirm").FillAsync(Password);
         await page.Locator("#set-password").ClickAsync();
-        await ArrivedAsync(page, "**/Security");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security");
         await Expect(page.Locator("#enroll-required")).ToBeVisibleAsync();
         await EndToEndEnvironment.ScreenshotAsync(page, "02-security-enroll-required");
 
@@ -42,12 +41,12 @@ public sealed class BrowserScenarios
         await page.GotoAsync(env.Origin + "/Account/Login");
         await EndToEndEnvironment.ScreenshotAsync(page, "04-sign-in");
         await page.Locator("#passkey-sign-in").ClickAsync();
-        await ArrivedAsync(page, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
         await EndToEndEnvironment.ScreenshotAsync(page, "05-app-passwords-empty");
 
         // Create an app password (the passkey sign-in is the fresh MFA) and read it from the page.
         await page.Locator("#new-app-password").ClickAsync();
-        await ArrivedAsync(page, "**/AppPasswords/New");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords/New");
         await page.Locator("button[data-suggest='Thunderbird']").ClickAsync();
         Assert.Equal("Thunderbird", await page.Locator("#Name").InputValueAsync());
         await EndToEndEnvironment.ScreenshotAsync(page, "06-new-app-password");
@@ -109,7 +108,7 @@ public sealed class BrowserScenarios
         await page.GotoAsync(env.Origin + "/AppPasswords");
         page.Dialog += (_, dialog) => dialog.AcceptAsync();
         await page.Locator("#revoke-all").ClickAsync();
-        await ArrivedAsync(page, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
         Assert.Equal(403, (await env.ValidateThroughGatewayAsync("alice@example.org", secret, "imap")).Status);
 
         // Password first, then the passkey as the second factor.
@@ -119,9 +118,9 @@ public sealed class BrowserScenarios
         await page.Locator("#Username").FillAsync("alice@example.org");
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#sign-in").ClickAsync();
-        await ArrivedAsync(page, "**/Account/SecondFactor**");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Account/SecondFactor**");
         await page.Locator("#use-passkey").ClickAsync();
-        await ArrivedAsync(page, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
 
         // Someone who knows the username locks the account with wrong passwords (5 by default):
         // even the right password is paused now, but the owner's passkey still signs in.
@@ -137,7 +136,7 @@ public sealed class BrowserScenarios
         }
 
         await page.Locator("#passkey-sign-in").ClickAsync();
-        await ArrivedAsync(page, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
     }
 
     [Fact]
@@ -151,20 +150,19 @@ public sealed class BrowserScenarios
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#Confirm").FillAsync(Password);
         await page.Locator("#set-password").ClickAsync();
-        await ArrivedAsync(page, "**/Security");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security");
 
         // Authenticator app: the test reads the displayed key and computes codes, like the app would.
         await page.Locator("#add-totp").ClickAsync();
-        await ArrivedAsync(page, "**/Security/Totp");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security/Totp");
         await EndToEndEnvironment.ScreenshotAsync(page, "10-totp-setup");
-        var key = (await page.Locator("#totp-key").TextContentAsync())!.Replace(" ", string.Empty, StringComparison.Ordinal);
-        var totp = new OtpNet.Totp(Base32Encoding.ToBytes(key));
+        var totp = await EndToEndEnvironment.TotpFromSetupPageAsync(page);
         var enrollStep = CurrentStep();
         await page.Locator("#Code").FillAsync(totp.ComputeTotp(DateTime.UtcNow));
         await page.Locator("#confirm-totp").ClickAsync();
         await Expect(page.Locator("#recovery-codes")).ToBeVisibleAsync();
         await page.Locator("#continue").ClickAsync();
-        await ArrivedAsync(page, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
 
         await page.Locator("form[action='/Account/Logout'] button").ClickAsync();
         await Expect(page.Locator("#signed-out")).ToBeVisibleAsync();
@@ -172,7 +170,7 @@ public sealed class BrowserScenarios
         await page.Locator("#Username").FillAsync("bob@example.org");
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#sign-in").ClickAsync();
-        await ArrivedAsync(page, "**/Account/SecondFactor**");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Account/SecondFactor**");
         await EndToEndEnvironment.ScreenshotAsync(page, "11-second-factor");
 
         // The enrollment code's time step is spent (replay protection): wait for the next one.
@@ -183,7 +181,7 @@ public sealed class BrowserScenarios
 
         await page.Locator("#Code").FillAsync(totp.ComputeTotp(DateTime.UtcNow));
         await page.Locator("#verify-code").ClickAsync();
-        await ArrivedAsync(page, "**/AppPasswords");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
 
         await page.GotoAsync(env.Origin + "/AppPasswords/New");
         await page.Locator("#Name").FillAsync("iOS Mail");
@@ -229,7 +227,7 @@ public sealed class BrowserScenarios
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#Confirm").FillAsync(Password);
         await page.Locator("#set-password").ClickAsync();
-        await ArrivedAsync(page, "**/Security");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security");
 
         // Same host name (so the browser accepts the relying party id), but not the configured public
         // origin: the portal reached directly instead of through the gateway. The server must refuse it.
@@ -251,7 +249,7 @@ public sealed class BrowserScenarios
         await page.Locator("#Password").FillAsync(Password);
         await page.Locator("#Confirm").FillAsync(Password);
         await page.Locator("#set-password").ClickAsync();
-        await ArrivedAsync(page, "**/Security");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security");
         await page.Locator("#add-passkey").ClickAsync();
         await Expect(page.Locator("#recovery-codes")).ToBeVisibleAsync();
 
@@ -260,32 +258,20 @@ public sealed class BrowserScenarios
         // to show "Something went wrong" on the redirect it could not read), and comes back here.
         await page.GotoAsync(env.Origin + "/Security");
         await page.Locator("#add-passkey").ClickAsync();
-        await ArrivedAsync(page, "**/Account/StepUp**");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Account/StepUp**");
         await page.Locator("#stepup-passkey").ClickAsync();
-        await ArrivedAsync(page, "**/Security");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Security");
 
         await Task.Delay(TimeSpan.FromSeconds(31));
         await page.GotoAsync(env.Origin + "/AppPasswords/New");
-        await ArrivedAsync(page, "**/Account/StepUp**");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/Account/StepUp**");
         await page.Locator("#stepup-passkey").ClickAsync();
-        await ArrivedAsync(page, "**/AppPasswords/New");
+        await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords/New");
         await page.Locator("#Name").FillAsync("Android");
         await page.Locator("#create-app-password").ClickAsync();
         await Expect(page.Locator("#app-password")).ToBeVisibleAsync();
         var secret = (await page.Locator("#app-password").TextContentAsync())!.Trim();
         Assert.Equal(200, (await env.ValidateThroughGatewayAsync("dora@example.org", secret, "imap")).Status);
-    }
-
-    /// <summary>
-    /// Waits until the page shows a URL matching the glob (<c>**</c> = anything). Polls the URL rather
-    /// than waiting for navigation lifecycle events: after a script-driven form.submit() and a
-    /// redirect, Playwright's WaitForURL sometimes missed the load event on this shared machine
-    /// although the page was there. The Locator/Expect calls that follow wait for their elements.
-    /// </summary>
-    private static Task ArrivedAsync(IPage page, string urlGlob)
-    {
-        var pattern = "^" + System.Text.RegularExpressions.Regex.Escape(urlGlob).Replace(@"\*\*", ".*", StringComparison.Ordinal) + "$";
-        return Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex(pattern), new PageAssertionsToHaveURLOptions { Timeout = 60_000 });
     }
 
     private static long CurrentStep() => DateTimeOffset.UtcNow.ToUnixTimeSeconds() / 30;

@@ -141,6 +141,25 @@ public sealed class EndToEndEnvironment : IAsyncDisposable
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// Waits until the page shows a URL matching the glob (<c>**</c> = anything). Polls the URL rather
+    /// than waiting for navigation lifecycle events: after a script-driven form.submit() and a
+    /// redirect, Playwright's WaitForURL sometimes missed the load event on this shared machine
+    /// although the page was there. The Locator/Expect calls that follow wait for their elements.
+    /// </summary>
+    public static Task ArrivedAsync(IPage page, string urlGlob)
+    {
+        var pattern = "^" + System.Text.RegularExpressions.Regex.Escape(urlGlob).Replace(@"\*\*", ".*", StringComparison.Ordinal) + "$";
+        return Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex(pattern), new PageAssertionsToHaveURLOptions { Timeout = 60_000 });
+    }
+
+    /// <summary>The authenticator the TOTP setup page offers, read from its displayed key as a user's app would.</summary>
+    public static async Task<OtpNet.Totp> TotpFromSetupPageAsync(IPage page)
+    {
+        var key = (await page.Locator("#totp-key").TextContentAsync())!.Replace(" ", string.Empty, StringComparison.Ordinal);
+        return new OtpNet.Totp(OtpNet.Base32Encoding.ToBytes(key));
+    }
+
     /// <summary>Set to 1 to refresh the user guide's images in docs/images from this run.</summary>
     public const string UpdateDocImagesVariable = "BROKER_UPDATE_DOC_IMAGES";
 

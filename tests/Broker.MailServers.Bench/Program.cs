@@ -39,11 +39,7 @@ for (var i = 0; i < args.Length; i++)
 }
 
 var root = dovecot == "2.4" ? DovecotRoot.Trixie() : null;
-var infra = root is null ? "infra/dovecot" : "infra/dovecot-2.4";
 string NewDirectory(string name) => root?.TempDirectory(name) ?? Shell.TempDirectory(name);
-
-// The path Dovecot itself reads (inside the root for 2.4).
-string Seen(string path) => root?.Inside(path) ?? path;
 
 const string User = "bench@example.com";
 const string StaticPassword = "bench-static-password";
@@ -63,7 +59,7 @@ var passwdConf = root is null
     : $$"""
         auth_cache_size = 0
         passdb passwd-file {
-          passwd_file_path = {{Seen(passwdDir)}}/users
+          passwd_file_path = {{root.Inside(passwdDir)}}/users
         }
         """;
 await using var passwd = await DovecotServer.StartAsync("bench-passwd", [("passwd.conf", passwdConf)], dir: passwdDir, root: root);
@@ -72,18 +68,13 @@ await using var passwd = await DovecotServer.StartAsync("bench-passwd", [("passw
 async Task<DovecotServer> LuaDovecotAsync(string name, string baseUrl)
 {
     var dir = NewDirectory(name);
-    var script = Path.Combine(dir, "broker.lua");
-    // One script for both versions.
-    await File.WriteAllTextAsync(script, InfraFiles.Render("infra/dovecot/broker.lua", ("http://127.0.0.1:5080", baseUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-    return await DovecotServer.StartAsync(name, [("90-broker.conf", InfraFiles.Render($"{infra}/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", Seen(script))))], dir: dir, root: root);
+    return await DovecotServer.StartAsync(name, ShippedPassdbs.Lua(dir, baseUrl, root), dir: dir, root: root);
 }
 
 async Task<DovecotServer> OAuth2DovecotAsync(string name, string baseUrl)
 {
     var dir = NewDirectory(name);
-    var ext = Path.Combine(dir, "dovecot-oauth2-broker.conf.ext");
-    await File.WriteAllTextAsync(ext, InfraFiles.Render($"{infra}/dovecot-oauth2-broker.conf.ext", ("http://127.0.0.1:5080", baseUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-    return await DovecotServer.StartAsync(name, [("90-broker-oauth2.conf", InfraFiles.Render($"{infra}/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", Seen(ext))))], dir: dir, root: root);
+    return await DovecotServer.StartAsync(name, ShippedPassdbs.OAuth2(dir, baseUrl, root), dir: dir, root: root);
 }
 
 // Calibration: the same passdbs against a service that answers "allow" without doing anything,
@@ -284,7 +275,7 @@ var version = (root is null
     ? await Shell.RunAsync(Tool.Find("dovecot"), ["--version"])
     : await Shell.RunAsync(Tool.Find("chroot"), [root.Path, "/usr/sbin/dovecot", "--version"])).Output.Trim();
 var report = new StringBuilder();
-report.AppendLine(ci, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on this machine ({Environment.ProcessorCount} vCPUs, shared with other work; load average {load} at the end), Dovecot {version}, auth cache off (`auth_cache_size = 0`), {logins} sequential logins per row after 20 warm-up logins, a fresh TCP connection per IMAP login, all Dovecots interleaved in the same run, each configured from the shipped `{infra}` files{(root is null ? string.Empty : " (Debian 13's packages, run with chroot from a Debian 13 root on this Debian 12 machine)")}; Broker (gateway, validation) runs in the benchmark process with redis-server (`appendfsync everysec`), all on loopback. Baseline: a `passwd-file` with a `{{PLAIN}}` password (the cheapest possible passdb). The calibration rows point the same passdb at a service that answers \"allow\" without doing anything: they are Dovecot's own cost, the floor for any HTTP passdb.");
+report.AppendLine(ci, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on this machine ({Environment.ProcessorCount} vCPUs, shared with other work; load average {load} at the end), Dovecot {version}, auth cache off (`auth_cache_size = 0`), {logins} sequential logins per row after 20 warm-up logins, a fresh TCP connection per IMAP login, all Dovecots interleaved in the same run, each configured from the shipped `{ShippedPassdbs.Infra(root)}` files{(root is null ? string.Empty : " (Debian 13's packages, run with chroot from a Debian 13 root on this Debian 12 machine)")}; Broker (gateway, validation) runs in the benchmark process with redis-server (`appendfsync everysec`), all on loopback. Baseline: a `passwd-file` with a `{{PLAIN}}` password (the cheapest possible passdb). The calibration rows point the same passdb at a service that answers \"allow\" without doing anything: they are Dovecot's own cost, the floor for any HTTP passdb.");
 report.AppendLine();
 report.AppendLine("| passdb | IMAP login median / p99 (ms) | auth only over Dovecot's auth-client socket, median / p99 (ms) |");
 report.AppendLine("|---|---|---|");

@@ -172,7 +172,7 @@ public sealed class DovecotLuaPassdbTests(MailLab lab)
             ["Broker:Gateway:AllowedNetworks:0"] = "192.0.2.0/24",
         });
         var dir = Shell.TempDirectory("dovecot-refused");
-        await using var dovecot = await DovecotServer.StartAsync("refused", MailLab.LuaPassdb(dir, gateway.Address.ToString().TrimEnd('/')), dir: dir);
+        await using var dovecot = await DovecotServer.StartAsync("refused", ShippedPassdbs.Lua(dir, gateway.Address.ToString().TrimEnd('/')), dir: dir);
 
         var reply = await LoginAsync(dovecot.ImapPort, command, "lua-refused@example.com", secret);
 

@@ -130,7 +130,7 @@ public sealed class DovecotOAuth2PassdbTests(MailLab lab)
         (string, string)[] dropIn;
         if (integration == "lua")
         {
-            dropIn = MailLab.LuaPassdb(dir, lab.Broker.GatewayUrl);
+            dropIn = ShippedPassdbs.Lua(dir, lab.Broker.GatewayUrl);
         }
         else
         {

@@ -76,17 +76,17 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
         await File.WriteAllTextAsync(keyFile, _doveadmKey);
         File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Lua = await StartAsync("lua", dir, [
-            .. LuaPassdb(dir, Broker.GatewayUrl),
+            .. ShippedPassdbs.Lua(dir, Broker.GatewayUrl, Root),
             ("92-broker-doveadm.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/92-broker-doveadm.conf",
                 ("/etc/dovecot/doveadm-api-key", Root.Inside(keyFile)), ("port = 8080", $"port = {doveadmPort.ToString(CultureInfo.InvariantCulture)}"))),
         ]);
 
         var oauthDir = Root.TempDirectory("dovecot24-oauth2");
-        OAuth2 = await StartAsync("oauth2", oauthDir, OAuth2Passdb(oauthDir, Broker.GatewayUrl));
+        OAuth2 = await StartAsync("oauth2", oauthDir, ShippedPassdbs.OAuth2(oauthDir, Broker.GatewayUrl, Root));
 
         var policyDir = Root.TempDirectory("dovecot24-policy");
         Policy = await StartAsync("policy", policyDir, [
-            .. LuaPassdb(policyDir, Broker.GatewayUrl),
+            .. ShippedPassdbs.Lua(policyDir, Broker.GatewayUrl, Root),
             ("91-broker-policy.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/91-broker-policy.conf",
                 ("http://127.0.0.1:5080", Broker.GatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey),
                 ("CHANGE-ME-random-nonce", Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16))))),
@@ -97,13 +97,13 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
         _blackHole.Start();
         var hung = $"http://127.0.0.1:{((System.Net.IPEndPoint)_blackHole.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture)}";
         var d1 = Root.TempDirectory("dovecot24-lua-down");
-        LuaBrokerDown = await StartAsync("lua-down", d1, LuaPassdb(d1, nobody));
+        LuaBrokerDown = await StartAsync("lua-down", d1, ShippedPassdbs.Lua(d1, nobody, Root));
         var d2 = Root.TempDirectory("dovecot24-lua-hung");
-        LuaBrokerHung = await StartAsync("lua-hung", d2, LuaPassdb(d2, hung));
+        LuaBrokerHung = await StartAsync("lua-hung", d2, ShippedPassdbs.Lua(d2, hung, Root));
         var d3 = Root.TempDirectory("dovecot24-oauth2-down");
-        OAuth2BrokerDown = await StartAsync("oauth2-down", d3, OAuth2Passdb(d3, nobody));
+        OAuth2BrokerDown = await StartAsync("oauth2-down", d3, ShippedPassdbs.OAuth2(d3, nobody, Root));
         var d4 = Root.TempDirectory("dovecot24-oauth2-hung");
-        OAuth2BrokerHung = await StartAsync("oauth2-hung", d4, OAuth2Passdb(d4, hung));
+        OAuth2BrokerHung = await StartAsync("oauth2-hung", d4, ShippedPassdbs.OAuth2(d4, hung, Root));
 
         await StartTlsAsync();
     }
@@ -115,11 +115,11 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
         (_tlsGateway, var certs, var otherCa) = await MailLab.StartHttpsGatewayAsync(Broker, _certDir);
         var url = _tlsGateway.Address.ToString().TrimEnd('/');
         var d1 = Root.TempDirectory("dovecot24-tls");
-        LuaTls = await StartAsync("lua-tls", d1, LuaPassdb(d1, url, certs.CaPath));
+        LuaTls = await StartAsync("lua-tls", d1, ShippedPassdbs.Lua(d1, url, Root, certs.CaPath));
         var d2 = Root.TempDirectory("dovecot24-wrongca");
-        LuaWrongCa = await StartAsync("lua-wrongca", d2, LuaPassdb(d2, url, otherCa.CaPath));
+        LuaWrongCa = await StartAsync("lua-wrongca", d2, ShippedPassdbs.Lua(d2, url, Root, otherCa.CaPath));
         var d3 = Root.TempDirectory("dovecot24-oauth2-tls");
-        OAuth2Tls = await StartAsync("oauth2-tls", d3, OAuth2Passdb(d3, url, certs.CaPath));
+        OAuth2Tls = await StartAsync("oauth2-tls", d3, ShippedPassdbs.OAuth2(d3, url, Root, certs.CaPath));
     }
 
     private async Task<DovecotServer> StartAsync(string name, string dir, IEnumerable<(string, string)> snippets)
@@ -127,32 +127,6 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
         var server = await DovecotServer.StartAsync("24-" + name, snippets, dir: dir, root: Root);
         _servers.Add(server);
         return server;
-    }
-
-    /// <summary>The 2.4 drop-in with the one broker.lua both versions share, the script written next to the config.</summary>
-    public (string, string)[] LuaPassdb(string dir, string gatewayUrl, string? caFile = null) => LuaPassdb(Root, dir, gatewayUrl, caFile);
-
-    /// <inheritdoc cref="LuaPassdb(string, string, string?)"/>
-    public static (string, string)[] LuaPassdb(DovecotRoot root, string dir, string gatewayUrl, string? caFile = null)
-    {
-        var script = Path.Combine(dir, "broker.lua");
-        File.WriteAllText(script, InfraFiles.Render("infra/dovecot/broker.lua",
-            ("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-        (string, string)[] replacements = caFile is null
-            ? [("/etc/dovecot/broker.lua", root.Inside(script))]
-            : [("/etc/dovecot/broker.lua", root.Inside(script)), ("#ssl_client_ca_file = /etc/dovecot/broker-ca.pem", $"ssl_client_ca_file = {root.Inside(caFile)}")];
-        return [("90-broker.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/90-broker.conf", replacements))];
-    }
-
-    /// <summary>The 2.4 oauth2 drop-in and the settings file it includes.</summary>
-    public (string, string)[] OAuth2Passdb(string dir, string gatewayUrl, string? caFile = null)
-    {
-        var ext = Path.Combine(dir, "dovecot-oauth2-broker.conf.ext");
-        (string, string)[] replacements = caFile is null
-            ? [("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)]
-            : [("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey), ("#ssl_client_ca_file = /etc/dovecot/broker-ca.pem", $"ssl_client_ca_file = {Root.Inside(caFile)}")];
-        File.WriteAllText(ext, InfraFiles.Render("infra/dovecot-2.4/dovecot-oauth2-broker.conf.ext", replacements));
-        return [("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot-2.4/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", Root.Inside(ext))))];
     }
 
     public async Task<string> IssueAsync(string user, string scopes = "imap,submission") =>

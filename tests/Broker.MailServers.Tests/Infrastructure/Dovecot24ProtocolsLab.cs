@@ -60,7 +60,7 @@ public sealed class Dovecot24ProtocolsLab : IAsyncLifetime
         SubmissionPort = FreePort.Get();
         var dir = Root.TempDirectory("dovecot24-protocols");
         Dovecot = await DovecotServer.StartAsync("24-protocols", [
-            .. Dovecot24Lab.LuaPassdb(Root, dir, Broker.GatewayUrl),
+            .. ShippedPassdbs.Lua(dir, Broker.GatewayUrl, Root),
             ("10-postfix-auth.conf", InfraFiles.Render("infra/postfix/dovecot-10-postfix-auth.conf", ("/var/spool/postfix/private/auth", Root.Inside(Postfix.SaslSocketPath)))),
         ], extraMain: Protocols(Pop3Port, SubmissionPort, lmtpPort), dir: dir, allowAllUsers: true, root: Root);
         foreach (var port in new[] { Pop3Port, SubmissionPort, lmtpPort })
@@ -75,7 +75,7 @@ public sealed class Dovecot24ProtocolsLab : IAsyncLifetime
         var downDir = Root.TempDirectory("dovecot24-protocols-down");
         BrokerDown = await DovecotServer.StartAsync(
             "24-protocols-down",
-            Dovecot24Lab.LuaPassdb(Root, downDir, $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}"),
+            ShippedPassdbs.Lua(downDir, $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}", Root),
             extraMain: Protocols(BrokerDownPop3Port, BrokerDownSubmissionPort, lmtpPort: null),
             dir: downDir,
             root: Root);

@@ -96,7 +96,7 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
         await File.WriteAllTextAsync(doveadmKeyFile, _doveadmKey);
         File.SetUnixFileMode(doveadmKeyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Dovecot = await DovecotServer.StartAsync("lua", [
-            .. LuaPassdb(dir, Broker.GatewayUrl),
+            .. ShippedPassdbs.Lua(dir, Broker.GatewayUrl),
             ("92-broker-doveadm.conf", InfraFiles.Render("infra/dovecot/conf.d/92-broker-doveadm.conf",
                 ("/etc/dovecot/doveadm-api-key", doveadmKeyFile), ("port = 8080", $"port = {doveadmPort.ToString(CultureInfo.InvariantCulture)}"))),
             ("10-postfix-auth.conf", InfraFiles.Render("infra/postfix/dovecot-10-postfix-auth.conf", ("/var/spool/postfix/private/auth", Postfix.SaslSocketPath))),
@@ -104,44 +104,29 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
         await Postfix.StartAsync();
 
         var oauthDir = Shell.TempDirectory("dovecot-oauth2");
-        var ext = Path.Combine(oauthDir, "dovecot-oauth2-broker.conf.ext");
-        await File.WriteAllTextAsync(ext, InfraFiles.Render("infra/dovecot/dovecot-oauth2-broker.conf.ext",
-            ("http://127.0.0.1:5080", Broker.GatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-        OAuth2Dovecot = await DovecotServer.StartAsync("oauth2", [
-            ("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", ext))),
-        ], dir: oauthDir);
+        OAuth2Dovecot = await DovecotServer.StartAsync("oauth2", ShippedPassdbs.OAuth2(oauthDir, Broker.GatewayUrl), dir: oauthDir);
 
         var policyDir = Shell.TempDirectory("dovecot-policy");
         PolicyDovecot = await DovecotServer.StartAsync("policy", [
-            .. LuaPassdb(policyDir, Broker.GatewayUrl),
+            .. ShippedPassdbs.Lua(policyDir, Broker.GatewayUrl),
             ("91-broker-policy.conf", InfraFiles.Render("infra/dovecot/conf.d/91-broker-policy.conf",
                 ("http://127.0.0.1:5080", Broker.GatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey),
                 ("CHANGE-ME-random-nonce", Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16))))),
         ], dir: policyDir);
 
         var downDir = Shell.TempDirectory("dovecot-down");
-        BrokerDownDovecot = await DovecotServer.StartAsync("down", LuaPassdb(downDir, $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}"), dir: downDir);
+        BrokerDownDovecot = await DovecotServer.StartAsync("down", ShippedPassdbs.Lua(downDir, $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}"), dir: downDir);
 
         _blackHole = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         _blackHole.Start();
         var hungDir = Shell.TempDirectory("dovecot-hung");
-        HungBrokerDovecot = await DovecotServer.StartAsync("hung", LuaPassdb(hungDir, $"http://127.0.0.1:{((System.Net.IPEndPoint)_blackHole.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture)}"), dir: hungDir);
+        HungBrokerDovecot = await DovecotServer.StartAsync("hung", ShippedPassdbs.Lua(hungDir, $"http://127.0.0.1:{((System.Net.IPEndPoint)_blackHole.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture)}"), dir: hungDir);
 
         var oauthDownDir = Shell.TempDirectory("dovecot-oauth2-down");
-        var downExt = Path.Combine(oauthDownDir, "dovecot-oauth2-broker.conf.ext");
-        await File.WriteAllTextAsync(downExt, InfraFiles.Render("infra/dovecot/dovecot-oauth2-broker.conf.ext",
-            ("http://127.0.0.1:5080", $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}"), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-        OAuth2BrokerDownDovecot = await DovecotServer.StartAsync("oauth2-down", [
-            ("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", downExt))),
-        ], dir: oauthDownDir);
+        OAuth2BrokerDownDovecot = await DovecotServer.StartAsync("oauth2-down", ShippedPassdbs.OAuth2(oauthDownDir, $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}"), dir: oauthDownDir);
 
         var oauthHungDir = Shell.TempDirectory("dovecot-oauth2-hung");
-        var hungExt = Path.Combine(oauthHungDir, "dovecot-oauth2-broker.conf.ext");
-        await File.WriteAllTextAsync(hungExt, InfraFiles.Render("infra/dovecot/dovecot-oauth2-broker.conf.ext",
-            ("http://127.0.0.1:5080", $"http://127.0.0.1:{((System.Net.IPEndPoint)_blackHole.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture)}"), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-        OAuth2HungBrokerDovecot = await DovecotServer.StartAsync("oauth2-hung", [
-            ("90-broker-oauth2.conf", InfraFiles.Render("infra/dovecot/conf.d/90-broker-oauth2.conf", ("/etc/dovecot/dovecot-oauth2-broker.conf.ext", hungExt))),
-        ], dir: oauthHungDir);
+        OAuth2HungBrokerDovecot = await DovecotServer.StartAsync("oauth2-hung", ShippedPassdbs.OAuth2(oauthHungDir, $"http://127.0.0.1:{((System.Net.IPEndPoint)_blackHole.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture)}"), dir: oauthHungDir);
 
         await StartTlsAsync();
 
@@ -155,9 +140,9 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
         (TlsGateway, var certs, var otherCa) = await StartHttpsGatewayAsync(Broker, _certDir);
         var url = TlsGateway.Address.ToString().TrimEnd('/');
         var tlsDir = Shell.TempDirectory("dovecot-tls");
-        TlsDovecot = await DovecotServer.StartAsync("tls", [.. LuaPassdb(tlsDir, url, certs.CaPath)], dir: tlsDir);
+        TlsDovecot = await DovecotServer.StartAsync("tls", [.. ShippedPassdbs.Lua(tlsDir, url, caFile: certs.CaPath)], dir: tlsDir);
         var wrongDir = Shell.TempDirectory("dovecot-wrongca");
-        WrongCaDovecot = await DovecotServer.StartAsync("wrongca", [.. LuaPassdb(wrongDir, url, otherCa.CaPath)], dir: wrongDir);
+        WrongCaDovecot = await DovecotServer.StartAsync("wrongca", [.. ShippedPassdbs.Lua(wrongDir, url, caFile: otherCa.CaPath)], dir: wrongDir);
     }
 
     /// <summary>
@@ -193,18 +178,6 @@ public sealed class MailLab : IAsyncLifetime, IDisposable
         app.MapBrokerGateway();
         await app.StartAsync();
         return new Broker.Testing.RunningApp(app, new Uri(config["Kestrel:Endpoints:Https:Url"]!));
-    }
-
-    /// <summary>The shipped drop-in and Lua script, with the script written next to the config.</summary>
-    public static (string, string)[] LuaPassdb(string dir, string gatewayUrl, string? caFile = null)
-    {
-        var script = Path.Combine(dir, "broker.lua");
-        File.WriteAllText(script, InfraFiles.Render("infra/dovecot/broker.lua",
-            ("http://127.0.0.1:5080", gatewayUrl), ("CHANGE-ME-broker-caller-key", BrokerApps.CallerKey)));
-        var dropIn = caFile is null
-            ? InfraFiles.Render("infra/dovecot/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", script))
-            : InfraFiles.Render("infra/dovecot/conf.d/90-broker.conf", ("/etc/dovecot/broker.lua", script), ("#ssl_client_ca_file = /etc/dovecot/broker-ca.pem", $"ssl_client_ca_file = {caFile}"));
-        return [("90-broker.conf", dropIn)];
     }
 
     /// <inheritdoc cref="BrokerUnderTest.WithRedisDownAsync"/>

@@ -84,7 +84,7 @@ public sealed class MailProtocolsLab : IAsyncLifetime
             }
             """;
         Dovecot = await DovecotServer.StartAsync("protocols", [
-            .. MailLab.LuaPassdb(dir, Broker.GatewayUrl),
+            .. ShippedPassdbs.Lua(dir, Broker.GatewayUrl),
             ("10-postfix-auth.conf", InfraFiles.Render("infra/postfix/dovecot-10-postfix-auth.conf", ("/var/spool/postfix/private/auth", NginxBackend.SaslSocketPath))),
         ], extraMain: protocols, dir: dir, allowAllUsers: true);
         foreach (var port in new[] { Pop3Port, SubmissionPort, lmtpPort })

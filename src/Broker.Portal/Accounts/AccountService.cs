@@ -143,6 +143,14 @@ public sealed class AccountService(
         new([.. await users.GetPasskeysAsync(user)], user.TotpName, user.TotpAddedAt, await recoveryCodes.RemainingAsync(user));
 
     /// <summary>
+    /// Whether the account has a passkey or an authenticator app: <see cref="FactorSummary.HasAny"/>
+    /// without counting the recovery codes, for the decisions that need nothing else (the sign-in's
+    /// lockout counting runs it for every password tried, before the password check).
+    /// </summary>
+    public async Task<bool> HasAnyFactorAsync(PortalUser user) =>
+        user.TotpName is not null || (await users.GetPasskeysAsync(user)).Count > 0;
+
+    /// <summary>
     /// Removes one passkey (<paramref name="passkeyId"/>) or, when it is null, the authenticator app,
     /// unless that would leave no factor that meets the policy. Returns the outcome and the name of
     /// the removed passkey.
@@ -270,7 +278,7 @@ public sealed class AccountService(
     /// </summary>
     public async Task<bool> SyncTwoFactorFlagAsync(PortalUser user)
     {
-        var any = (await FactorsAsync(user)).HasAny;
+        var any = await HasAnyFactorAsync(user);
         if (user.TwoFactorEnabled == any)
         {
             return true;

@@ -30,7 +30,7 @@ public sealed class EnrollModel(AccountService accounts, IOptions<PortalOptions>
         var user = await accounts.FindByEnrollmentTokenAsync(token);
         Invalid = user is null;
         Username = user?.UserName;
-        HasFactors = user is not null && (await accounts.FactorsAsync(user)).HasAny;
+        HasFactors = user is not null && await accounts.HasAnyFactorAsync(user);
     }
 
     public async Task<IActionResult> OnPostAsync(string? token, string? password, string? confirm)
@@ -44,7 +44,7 @@ public sealed class EnrollModel(AccountService accounts, IOptions<PortalOptions>
         }
 
         Username = user.UserName;
-        HasFactors = (await accounts.FactorsAsync(user)).HasAny;
+        HasFactors = await accounts.HasAnyFactorAsync(user);
         if (string.IsNullOrEmpty(password) || password != confirm)
         {
             Errors.Add("The two passwords do not match.");
@@ -60,8 +60,7 @@ public sealed class EnrollModel(AccountService accounts, IOptions<PortalOptions>
 
         // Sign out whoever was signed in in this browser before: the link defines the account.
         await Sessions.SignOutAsync();
-        var factors = await accounts.FactorsAsync(user);
-        if (factors.HasAny)
+        if (await accounts.HasAnyFactorAsync(user))
         {
             // A password reset for someone who still has factors: they prove one as usual.
             await Sessions.BeginSecondFactorAsync(user);

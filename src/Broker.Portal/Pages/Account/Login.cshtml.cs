@@ -66,7 +66,7 @@ public sealed class LoginModel(
         // completes the sign-in only for an account without a second factor; for the others it must
         // not reset the wrong codes counted before. The factors themselves decide, not Identity's
         // TwoFactorEnabled flag, which a failed update can leave behind.
-        var factors = await accounts.FactorsAsync(user);
+        var hasFactor = await accounts.HasAnyFactorAsync(user);
         var hashed = false;
         var result = await attempts.CheckAsync(
             user,
@@ -75,7 +75,7 @@ public sealed class LoginModel(
                 hashed = true;
                 return Users.CheckPasswordAsync(user, password);
             },
-            completesSignIn: !factors.HasAny);
+            completesSignIn: !hasFactor);
         if (result != AttemptResult.Accepted)
         {
             if (!hashed)
@@ -93,7 +93,7 @@ public sealed class LoginModel(
             return await FailAsync("password", started);
         }
 
-        if (!factors.HasAny)
+        if (!hasFactor)
         {
             // Password-only session: it can reach nothing but second-factor enrollment.
             await Sessions.SignInAsync(user, mfa: false, "pwd");

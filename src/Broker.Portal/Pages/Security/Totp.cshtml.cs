@@ -95,7 +95,7 @@ public sealed class TotpModel(
     }
 
     private async Task<bool> MayEnrollAsync(PortalUser user) =>
-        Sessions.IsFresh(User) || Sessions.MayRepairFactors(User) || !(await accounts.FactorsAsync(user)).HasAny;
+        Sessions.IsFresh(User) || Sessions.MayRepairFactors(User) || !await accounts.HasAnyFactorAsync(user);
 
     private void Show(PortalUser user, PendingTotpKey pending)
     {

@@ -39,6 +39,43 @@ public sealed class AppPasswordCliTests(RedisFixture redis) : IClassFixture<Redi
     }
 
     [Fact]
+    public async Task PepperStatus_CountsWhatIsLeftUnderTheOtherPepper_AndSaysWhetherItCanGo()
+    {
+        var prefix = $"pep-{Guid.NewGuid():N}"[..20];
+        var store = new CliStore(redis, new Dictionary<string, string?> { ["Redis:KeyPrefix"] = prefix });
+        await using var services = store.InProcess();
+        var issued = await services.GetRequiredService<AppPasswordService>().IssueAsync(_user, "Phone", ["imap"], null);
+        var oldPepper = store.Args.Single(a => a.StartsWith("--Broker:Pepper:Value=", StringComparison.Ordinal))["--Broker:Pepper:Value=".Length..];
+        var newPepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        string[] rotating = [$"--Redis:Configuration={redis.Server.Configuration}", $"--Redis:KeyPrefix={prefix}", $"--Broker:Pepper:Value={newPepper}", $"--Broker:Pepper:RotationValue={oldPepper}"];
+
+        var (code, output) = await BrokerProcess.RunAsync([.. rotating, "pepper", "status"]);
+
+        Assert.True(code == 0, output);
+        Assert.Contains(": 0 app password(s)", output, StringComparison.Ordinal);
+        Assert.Contains("under another pepper: 1", output, StringComparison.Ordinal);
+        Assert.Contains("removing Broker:Pepper:RotationFile", output, StringComparison.Ordinal);
+
+        var (sameCode, same) = await BrokerProcess.RunAsync([.. rotating[..2], $"--Broker:Pepper:Value={oldPepper}", $"--Broker:Pepper:RotationValue={oldPepper}", "pepper", "status"]);
+        Assert.Equal(3, sameCode);
+        Assert.Contains("same pepper", same, StringComparison.Ordinal);
+
+        // Its next login re-keys it; then nothing is left under the old pepper.
+        var config = new ConfigurationBuilder().AddInMemoryCollection(BrokerApps.BaseConfig(redis.Server.Configuration, newPepper)).AddInMemoryCollection(new Dictionary<string, string?> { ["Redis:KeyPrefix"] = prefix, ["Broker:Pepper:RotationValue"] = oldPepper }).Build();
+        var sc = new ServiceCollection();
+        sc.AddSingleton<IConfiguration>(config);
+        sc.AddLogging();
+        sc.AddBrokerCore();
+        await using var rotatingServices = sc.BuildServiceProvider();
+        Assert.Equal(ValidationResult.Allowed, (await rotatingServices.GetRequiredService<AppPasswordService>().ValidateAsync(_user, issued.Secret, new ValidationContext("imap", "10.9.8.7", null))).Result);
+
+        var (doneCode, done) = await BrokerProcess.RunAsync([.. rotating, "pepper", "status"]);
+        Assert.True(doneCode == 0, done);
+        Assert.Contains(": 1 app password(s)", done, StringComparison.Ordinal);
+        Assert.Contains("can be removed", done, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Issue_StandardOutputIsTheAnswerOnly()
     {
         var (code, output, stdout) = await BrokerProcess.RunSeparatedAsync([.. Store, "app-password", "issue", "--user", _user, "--name", "Phone", "--scopes", "imap, smtp,"]);

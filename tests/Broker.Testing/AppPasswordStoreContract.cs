@@ -84,6 +84,62 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
     }
 
     [Fact]
+    public async Task PepperRotation_OldAppPasswordsKeepWorking_AndMoveToTheNewPepperAtTheirNextLogin()
+    {
+        // Its own key prefix, so that the status counts this test's app passwords only.
+        var prefix = $"rot-{Guid.NewGuid():N}"[..20];
+        string oldPepper = NewPepper(), newPepper = NewPepper();
+        await using var before = await StartServicesAsync(s => (s["Redis:KeyPrefix"], s["Broker:Pepper:Value"]) = (prefix, oldPepper));
+        await using var rotating = await StartServicesAsync(s => (s["Redis:KeyPrefix"], s["Broker:Pepper:Value"], s["Broker:Pepper:RotationValue"]) = (prefix, newPepper, oldPepper));
+        await using var after = await StartServicesAsync(s => (s["Redis:KeyPrefix"], s["Broker:Pepper:Value"]) = (prefix, newPepper));
+        AppPasswordService old = before.GetRequiredService<AppPasswordService>(), during = rotating.GetRequiredService<AppPasswordService>(), done = after.GetRequiredService<AppPasswordService>();
+        var used = await old.IssueAsync(User, "Used", ["imap"], TimeSpan.FromDays(2));
+        var idle = await old.IssueAsync(User, "Idle", ["imap"], null);
+        var db = Redis.GetDatabase();
+        var keys = new RedisKeys(prefix);
+        var oldKey = keys.Credential(User, (string)(await db.HashGetAsync(keys.CredentialIds(User), used.AppPassword.Id))!);
+        Assert.Equal((0L, 2L, 0L), Counts(await during.PepperStatusAsync()));
+
+        // The new pepper alone does not know them: that is what the rotation setting is for.
+        Assert.Equal(DenyReason.WrongPassword, (await done.ValidateAsync(User, used.Secret, Imap)).Reason);
+
+        var first = await during.ValidateAsync(User, used.Secret, Imap);
+        Assert.Equal(ValidationResult.Allowed, first.Result);
+        Assert.Equal(used.AppPassword.Id, first.CredentialId);
+
+        // Re-keyed: the new pepper alone accepts it now, the old key is gone, the expiry (TTL) kept.
+        Assert.Equal(ValidationResult.Allowed, (await done.ValidateAsync(User, used.Secret, Imap)).Result);
+        Assert.False(await db.KeyExistsAsync(oldKey));
+        var newKey = keys.Credential(User, (string)(await db.HashGetAsync(keys.CredentialIds(User), used.AppPassword.Id))!);
+        Assert.NotEqual(oldKey, newKey);
+        Assert.InRange((await db.KeyTimeToLiveAsync(newKey))!.Value, TimeSpan.FromDays(2) - TimeSpan.FromMinutes(5), TimeSpan.FromDays(2));
+        Assert.Equal((1L, 1L, 0L), Counts(await during.PepperStatusAsync()));
+        Assert.Equal(DenyReason.WrongPassword, (await done.ValidateAsync(User, idle.Secret, Imap)).Reason);
+        Assert.Equal(DenyReason.WrongPassword, (await during.ValidateAsync(User, AppPasswordFormat.Generate(), Imap)).Reason);
+
+        // Listed once, with what it had, and managed by id as before.
+        var listed = (await done.ListAsync(User)).Single(a => a.Id == used.AppPassword.Id);
+        Assert.Equal(used.AppPassword.Expires.ToUnixTimeMilliseconds(), listed.Expires.ToUnixTimeMilliseconds());
+        Assert.Equal(ClientIp, listed.LastUsed?.RemoteIp);
+        Assert.Equal(2, (await done.ListAsync(User)).Count);
+        await done.SetAllowedNetworksAsync(User, used.AppPassword.Id, ["10.0.0.0/8"]);
+        Assert.True(await done.RevokeAsync(User, used.AppPassword.Id));
+        Assert.Equal(DenyReason.Revoked, (await done.ValidateAsync(User, used.Secret, Imap)).Reason);
+        Assert.Equal((0L, 1L, 0L), Counts(await during.PepperStatusAsync()));
+
+        // Issued before pepper ids were stored: counted apart until its next login stamps it.
+        var idleKey = keys.Credential(User, (string)(await db.HashGetAsync(keys.CredentialIds(User), idle.AppPassword.Id))!);
+        await db.HashDeleteAsync(idleKey, "pk");
+        Assert.Equal((0L, 0L, 1L), Counts(await during.PepperStatusAsync()));
+        Assert.Equal(ValidationResult.Allowed, (await during.ValidateAsync(User, idle.Secret, Imap)).Result);
+        Assert.Equal((1L, 0L, 0L), Counts(await done.PepperStatusAsync()));
+        Assert.Equal(ValidationResult.Allowed, (await done.ValidateAsync(User, idle.Secret, Imap)).Result);
+
+        static string NewPepper() => Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        static (long, long, long) Counts(PepperStatus s) => (s.Current, s.Other, s.Unmarked);
+    }
+
+    [Fact]
     public async Task Issue_SetsExpiryAsTheKeysTtl()
     {
         var issued = await Store.IssueAsync(User, "Laptop", ["imap"], TimeSpan.FromDays(2));
@@ -379,18 +435,26 @@ public abstract class AppPasswordStoreBase : IAsyncLifetime
     {
     }
 
-    public virtual async Task InitializeAsync()
+    public virtual async Task InitializeAsync() => _services = await StartServicesAsync(_ => { });
+
+    /// <summary>
+    /// Another set of services on the same server and clock, with <paramref name="change"/> applied
+    /// to the settings (another pepper, key prefix…), as a second Broker instance would have.
+    /// </summary>
+    protected async Task<ServiceProvider> StartServicesAsync(Action<IDictionary<string, string?>> change)
     {
         var settings = BrokerApps.BaseConfig(RedisConfiguration);
         Configure(settings);
+        change(settings);
         var config = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(config);
         services.AddLogging();
         services.AddSingleton<TimeProvider>(Time);
         services.AddBrokerCore();
-        _services = services.BuildServiceProvider();
-        await Store.WarmUpAsync(TimeSpan.FromSeconds(10));
+        var provider = services.BuildServiceProvider();
+        await provider.GetRequiredService<AppPasswordService>().WarmUpAsync(TimeSpan.FromSeconds(10));
+        return provider;
     }
 
     public virtual async Task DisposeAsync()

@@ -111,3 +111,13 @@ public enum ValidationResult
     Unavailable,
     ApprovalRequired,
 }
+
+/// <summary>
+/// How many live app passwords are keyed under which pepper (<c>broker pepper status</c>): during a
+/// rotation, the other pepper may be removed once <see cref="Other"/> and <see cref="Unmarked"/> are 0.
+/// </summary>
+/// <param name="PepperId">The current pepper's id.</param>
+/// <param name="Current">Keyed under the current pepper.</param>
+/// <param name="Other">Keyed under another pepper (the rotation's old one): re-keyed at their next login.</param>
+/// <param name="Unmarked">Issued before pepper ids were stored and not used since: under whichever pepper was current then.</param>
+public sealed record PepperStatus(string PepperId, long Current, long Other, long Unmarked);

@@ -13,8 +13,20 @@ public sealed class AppPasswordHasher(Pepper pepper)
 {
     public const int HashBytes = 32;
 
+    /// <summary>The current pepper's <see cref="Pepper.Id"/>, stored with each app password hashed under it.</summary>
+    public string PepperId => pepper.Id;
+
+    /// <summary>Whether a rotation is under way (<see cref="PepperOptions.RotationFile"/>).</summary>
+    public bool Rotating => pepper.Other is not null;
+
     /// <summary>Hex of HMAC-SHA256(pepper, owner ‖ 0x00 ‖ canonical).</summary>
-    public string Hash(string normalizedOwner, string canonicalPassword)
+    public string Hash(string normalizedOwner, string canonicalPassword) => Hash(pepper.Key, normalizedOwner, canonicalPassword);
+
+    /// <summary>The same under the rotation's other pepper; null when no rotation is under way.</summary>
+    public string? HashUnderOther(string normalizedOwner, string canonicalPassword) =>
+        pepper.Other is { } other ? Hash(other, normalizedOwner, canonicalPassword) : null;
+
+    private static string Hash(ReadOnlySpan<byte> key, string normalizedOwner, string canonicalPassword)
     {
         var ownerLength = Encoding.UTF8.GetByteCount(normalizedOwner);
         var buffer = ownerLength + 1 + canonicalPassword.Length <= 512
@@ -25,7 +37,7 @@ public sealed class AppPasswordHasher(Pepper pepper)
         Encoding.ASCII.GetBytes(canonicalPassword, buffer[(ownerLength + 1)..]);
 
         Span<byte> mac = stackalloc byte[HashBytes];
-        HMACSHA256.HashData(pepper.Key, buffer, mac);
+        HMACSHA256.HashData(key, buffer, mac);
         return Convert.ToHexStringLower(mac);
     }
 

@@ -14,7 +14,11 @@ internal static class AppPasswordScripts
     //       11 known-network lifetime(ms), 12 throttling on ('1'), 13 most networks remembered per credential,
     //       14 new-network approval required by default ('1'), 15 every network containing the client (',a/n,…,'),
     //       16 the client's country ('' = unknown: matches no allowed country),
-    //       17 '1' = the source network's throttle is not checked yet (see 'check' below).
+    //       17 '1' = the source network's throttle is not checked yet (see 'check' below),
+    //       18 the hash under the current pepper, 19 the current pepper's id.
+    // While a pepper rotation is under way, also KEYS 8 the credential under the rotation's other
+    // pepper and 9 the user's id index: a credential found only there is re-keyed under the current
+    // pepper (renamed, with its TTL, and its index entry changed) at its next allowed login.
     // Returns {verdict, reason-or-id, id-or-new-network-flag, known-network-flag}; verdict 'pending' when
     // the credential is right but its use from this network awaits the owner's approval.
     // Allowed networks ('allow') and allowed countries ('ctry') are one limit: a login passes when
@@ -59,7 +63,12 @@ internal static class AppPasswordScripts
           if not known and tonumber(redis.call('GET', KEYS[5]) or '0') + tonumber(redis.call('GET', KEYS[6]) or '0') * tonumber(ARGV[7]) >= tonumber(ARGV[9]) then return {'deny', 'throttled', '', kf} end
         end
         if ARGV[1] == '' then return fail('malformed') end
-        local c = redis.call('HMGET', KEYS[1], 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
+        local ck = KEYS[1]
+        local c = redis.call('HMGET', ck, 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
+        if not c[1] and KEYS[8] then
+          ck = KEYS[8]
+          c = redis.call('HMGET', ck, 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
+        end
         if not c[1] then return fail('unknown') end
         local m = redis.call('HMGET', KEYS[2], 'nbf', 'disabled', 'approve')
         if c[4] or (m[1] and tonumber(c[5]) < tonumber(m[1])) then return fail('revoked', c[1]) end
@@ -86,17 +95,17 @@ internal static class AppPasswordScripts
           local nets = c[6] or ''
           if not string.find(',' .. nets .. ',', ',' .. net .. ',', 1, true) then
             if (m[3] or ARGV[14]) == '1' and nets ~= '' then
-              local pend = redis.call('HGET', KEYS[1], 'pend') or ''
+              local pend = redis.call('HGET', ck, 'pend') or ''
               if string.find(',' .. pend .. ',', ',' .. net .. ',', 1, true) then return {'pending', c[1], '0', kf} end
               local _, pc = string.gsub(pend, ',', ',')
               if pend == '' then pend = net elseif pc + 1 < tonumber(ARGV[13]) then pend = pend .. ',' .. net end
-              redis.call('HSET', KEYS[1], 'pend', pend)
+              redis.call('HSET', ck, 'pend', pend)
               return {'pending', c[1], '1', kf}
             end
             fresh = '1'
             local _, count = string.gsub(nets, ',', ',')
             if nets == '' then nets = net elseif count + 1 < tonumber(ARGV[13]) then nets = nets .. ',' .. net end
-            redis.call('HSET', KEYS[1], 'nets', nets)
+            redis.call('HSET', ck, 'nets', nets)
           end
           -- Known-good mark refreshed at most once a minute: a client polling every few seconds
           -- would otherwise rewrite (and append to the AOF) the same hash on every login.
@@ -105,6 +114,11 @@ internal static class AppPasswordScripts
             redis.call('PEXPIRE', KEYS[7], ARGV[11])
           end
           if ncur or nprev then redis.call('DEL', KEYS[3], KEYS[4]) end
+        end
+        if ck ~= KEYS[1] then
+          redis.call('RENAME', ck, KEYS[1])
+          redis.call('HSET', KEYS[1], 'h', ARGV[18])
+          redis.call('HSET', KEYS[9], c[1], ARGV[18])
         end
         local lcl = ARGV[5]
         if lcl ~= '' then
@@ -115,7 +129,7 @@ internal static class AppPasswordScripts
             if cls == '' then redis.call('HSET', KEYS[1], 'cls', lcl) elseif n + 1 < 10 then redis.call('HSET', KEYS[1], 'cls', cls .. sep .. lcl) end
           end
         end
-        redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', lcl)
+        redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', lcl, 'pk', ARGV[19])
         return {'allow', c[1], fresh, kf}
         """;
 
@@ -128,7 +142,7 @@ internal static class AppPasswordScripts
         return 1
         """;
 
-    // KEYS: cred, ids, meta. ARGV: id, hash, owner, name, scopes, created(ms), exp(ms), max-per-user, approved networks.
+    // KEYS: cred, ids, meta. ARGV: id, hash, owner, name, scopes, created(ms), exp(ms), max-per-user, approved networks, pepper id.
     // Refuses ('disabled') while the user is disabled: disabling revokes only what exists, so an
     // app password issued meanwhile (the CLI, a portal session in its last minute) would
     // otherwise start working when the user is enabled again. Checked here, atomically with the
@@ -137,7 +151,7 @@ internal static class AppPasswordScripts
         if redis.call('HGET', KEYS[3], 'disabled') == '1' then return 'disabled' end
         if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[8]) then return 'limit' end
         if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
-        redis.call('HSET', KEYS[1], 'id', ARGV[1], 'h', ARGV[2], 'owner', ARGV[3], 'name', ARGV[4], 'scopes', ARGV[5], 'created', ARGV[6], 'exp', ARGV[7], 'nets', ARGV[9])
+        redis.call('HSET', KEYS[1], 'id', ARGV[1], 'h', ARGV[2], 'owner', ARGV[3], 'name', ARGV[4], 'scopes', ARGV[5], 'created', ARGV[6], 'exp', ARGV[7], 'nets', ARGV[9], 'pk', ARGV[10])
         redis.call('PEXPIREAT', KEYS[1], ARGV[7])
         redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
         local ttl = redis.call('PTTL', KEYS[2])
@@ -202,6 +216,17 @@ internal static class AppPasswordScripts
     public const string MarkReminded = """
         if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
         return redis.call('HSETNX', KEYS[1], 'warned', ARGV[2])
+        """;
+
+    // KEYS: ids. ARGV: pairs of id and the hash it was read with.
+    // Removes index entries whose credential was found gone, unless the entry has changed since
+    // it was read: a login may have re-keyed that credential under a new pepper meanwhile.
+    public const string ForgetStale = """
+        local n = 0
+        for i = 1, #ARGV, 2 do
+          if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
+        end
+        return n
         """;
 
     // KEYS: cred. ARGV: id, now(ms), retention(ms).

@@ -37,6 +37,9 @@ public sealed partial class AppPasswordService(
     private const int MaxIpLength = 64;
     private const int MaxNetworksPerCredential = 20;
 
+    /// <summary>Index in the validation script's arguments of "the source network's throttle is not checked yet" (ARGV[17]).</summary>
+    private const int CheckNetworkThrottleArg = 16;
+
     /// <summary>Why issuing or renewing is refused for a disabled user; shown in the portal and the CLI.</summary>
     private const string DisabledMessage = "This account is disabled: no app password can be issued or renewed for it until it is enabled again.";
 
@@ -128,7 +131,7 @@ public sealed partial class AppPasswordService(
         async Task<string?> IssueScriptAsync() => (string?)await Run(db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Issue,
             [keys.Credential(owner, hash), keys.CredentialIds(owner), keys.UserMeta(owner)],
-            [record.Id, hash, owner, name, joinedScopes, ToMs(record.Created), ToMs(record.Expires), Policy.MaximumPerUser, NetworkOf(approvedFromIp) ?? string.Empty]), ct);
+            [record.Id, hash, owner, name, joinedScopes, ToMs(record.Created), ToMs(record.Expires), Policy.MaximumPerUser, NetworkOf(approvedFromIp) ?? string.Empty, hasher.PepperId]), ct);
     }
 
     /// <summary>All app passwords of a user, newest first, including recently revoked ones.</summary>
@@ -139,7 +142,7 @@ public sealed partial class AppPasswordService(
         if (stale.Length > 0)
         {
             // Expired credentials vanish by TTL; their index entries are tidied here, lazily.
-            _ = Db.HashDeleteAsync(keys.CredentialIds(owner), stale, CommandFlags.FireAndForget);
+            _ = Db.ScriptEvaluateAsync(AppPasswordScripts.ForgetStale, [keys.CredentialIds(owner)], stale, CommandFlags.FireAndForget);
         }
 
         return [.. list.OrderByDescending(a => a.Created)];
@@ -149,10 +152,10 @@ public sealed partial class AppPasswordService(
     private async Task<long> TidyIndexAsync(string owner, CancellationToken ct)
     {
         var (_, stale) = await ReadIndexAsync(owner, ct);
-        return stale.Length == 0 ? 0 : await Run(db => db.HashDeleteAsync(keys.CredentialIds(owner), stale), ct);
+        return stale.Length == 0 ? 0 : (long)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.ForgetStale, [keys.CredentialIds(owner)], stale), ct);
     }
 
-    /// <summary>The user's app passwords, and the ids in the index whose credential is gone.</summary>
+    /// <summary>The user's app passwords, and the index entries (id, hash, id, hash, …) whose credential is gone.</summary>
     private async Task<(List<AppPassword> Live, RedisValue[] Stale)> ReadIndexAsync(string owner, CancellationToken ct)
     {
         var entries = await Run(db => db.HashGetAllAsync(keys.CredentialIds(owner)), ct);
@@ -177,6 +180,7 @@ public sealed partial class AppPasswordService(
             else
             {
                 stale.Add(entries[i].Name);
+                stale.Add(entries[i].Value);
             }
         }
 
@@ -206,8 +210,8 @@ public sealed partial class AppPasswordService(
         await policyStore.EnsureLoadedAsync(ct);
         var effective = Effective;
         var now = Now();
-        var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
-        var current = await ReadAsync(owner, hash, ct) ?? throw new AppPasswordException("No such app password.");
+        var found = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
+        var current = await ReadAsync(owner, found, ct) ?? throw new AppPasswordException("No such app password.");
         // Renewing is choosing to keep the access: a protocol the policy no longer allows would
         // otherwise live on for another full lifetime. Creating a new one applies today's policy.
         if (current.Scopes.FirstOrDefault(s => !effective.Allows(s)) is { } dropped)
@@ -217,9 +221,9 @@ public sealed partial class AppPasswordService(
 
         var life = lifetime ?? RenewalLifetime(current, effective);
         var expires = ExpiryOf(now, life, effective);
-        var result = (string?)await Run(db => db.ScriptEvaluateAsync(
+        var (hash, result) = await OnCredentialAsync(owner, id, found, h => db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Renew,
-            [keys.Credential(owner, hash), keys.CredentialIds(owner), keys.UserMeta(owner)],
+            [keys.Credential(owner, h), keys.CredentialIds(owner), keys.UserMeta(owner)],
             [id, ToMs(expires), ToMs(now), (long)life.TotalMilliseconds]), ct);
         switch (result)
         {
@@ -260,9 +264,9 @@ public sealed partial class AppPasswordService(
             return false;
         }
 
-        var result = (string?)await Run(db => db.ScriptEvaluateAsync(
+        var (_, result) = await OnCredentialAsync(owner, id, hash, h => db => db.ScriptEvaluateAsync(
             AppPasswordScripts.Revoke,
-            [keys.Credential(owner, hash)],
+            [keys.Credential(owner, h)],
             [id, ToMs(Now()), (long)Policy.RevokedRetention.TotalMilliseconds]), ct);
         if (result == "ok")
         {
@@ -341,9 +345,11 @@ public sealed partial class AppPasswordService(
         }
 
         string? hash = null;
+        string? otherHash = null;
         if (password is not null && AppPasswordFormat.TryCanonicalize(password, out var canonical))
         {
             hash = hasher.Hash(owner, canonical);
+            otherHash = hasher.HashUnderOther(owner, canonical);
         }
         else if (!t.Enabled)
         {
@@ -381,6 +387,12 @@ public sealed partial class AppPasswordService(
             keys.UserNetworkFailures(owner, network ?? "-", window.Current), keys.UserNetworkFailures(owner, network ?? "-", window.Current - 1),
             keys.UserFailures(owner, window.Current), keys.UserFailures(owner, window.Current - 1), keys.KnownNetworks(owner),
         ];
+        if (otherHash is not null)
+        {
+            // A rotation is under way: the credential may still be named by the other pepper's hash.
+            userKeys = [.. userKeys, keys.Credential(owner, otherHash), keys.CredentialIds(owner)];
+        }
+
         RedisValue[] userArgs =
         [
             hash is null ? string.Empty : scope, ToMs(now), Clip(context.RemoteIp, MaxIpLength), Clip(context.Service, 32), Clip(context.ClientId, MaxClientIdLength),
@@ -391,6 +403,7 @@ public sealed partial class AppPasswordService(
             // that never reaches a credential.
             hash is null ? string.Empty : countries.CountryOf(context.RemoteIp) ?? string.Empty,
             t.Enabled && network is not null ? "1" : "0",
+            hash ?? string.Empty, hasher.PepperId,
         ];
         RedisResult[] parts;
         double networkFailures = 0;
@@ -438,7 +451,7 @@ public sealed partial class AppPasswordService(
             }
 
             // Not throttled: run again, recording this time. Every check is made again, atomically.
-            userArgs[^1] = "0";
+            userArgs[CheckNetworkThrottleArg] = "0";
             try
             {
                 parts = (RedisResult[]?)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.Validate, userKeys, userArgs), ct) ?? [];
@@ -509,7 +522,7 @@ public sealed partial class AppPasswordService(
             return NetworkApproval.NotPending;
         }
 
-        var result = (string?)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.Approve, [keys.Credential(owner, hash), keys.UserMeta(owner)], [id, network, MaxNetworksPerCredential]), ct);
+        var (_, result) = await OnCredentialAsync(owner, id, hash, h => db => db.ScriptEvaluateAsync(AppPasswordScripts.Approve, [keys.Credential(owner, h), keys.UserMeta(owner)], [id, network, MaxNetworksPerCredential]), ct);
         switch (result)
         {
             case "ok":
@@ -585,9 +598,9 @@ public sealed partial class AppPasswordService(
     /// <summary>Stores a comma-separated limit on one credential (an empty list removes the field) and returns it as it is now.</summary>
     private async Task<AppPassword> SetListFieldAsync(string owner, string id, string field, List<string> values, CancellationToken ct)
     {
-        var hash = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
-        var result = (string?)await Run(db => db.ScriptEvaluateAsync(
-            AppPasswordScripts.SetField, [keys.Credential(owner, hash)], [id, field, string.Join(',', values)]), ct);
+        var found = await HashOf(owner, id, ct) ?? throw new AppPasswordException("No such app password.");
+        var (hash, result) = await OnCredentialAsync(owner, id, found, h => db => db.ScriptEvaluateAsync(
+            AppPasswordScripts.SetField, [keys.Credential(owner, h)], [id, field, string.Join(',', values)]), ct);
         return result == "ok" && await ReadAsync(owner, hash, ct) is { } updated ? updated : throw new AppPasswordException("No such app password.");
     }
 
@@ -619,7 +632,46 @@ public sealed partial class AppPasswordService(
     {
         var hash = await HashOf(owner, id, ct);
         return hash is not null
-            && (long)await Run(db => db.ScriptEvaluateAsync(AppPasswordScripts.MarkReminded, [keys.Credential(owner, hash)], [id, ToMs(Now())]), ct) == 1;
+            && (await OnCredentialAsync(owner, id, hash, h => db => db.ScriptEvaluateAsync(AppPasswordScripts.MarkReminded, [keys.Credential(owner, h)], [id, ToMs(Now())]), ct)).Result == "1";
+    }
+
+    /// <summary>
+    /// Counts the live, unrevoked app passwords by the pepper they are keyed under, owner by owner (the
+    /// owners set and each owner's index, never a keyspace scan).
+    /// </summary>
+    public async Task<PepperStatus> PepperStatusAsync(CancellationToken ct = default)
+    {
+        long current = 0, other = 0, unmarked = 0;
+        await foreach (var owner in OwnersAsync(ct))
+        {
+            var entries = await Run(db => db.HashGetAllAsync(keys.CredentialIds(owner)), ct);
+            var batch = Db.CreateBatch();
+            var reads = entries.Select(e => batch.HashGetAsync(keys.Credential(owner, e.Value!), [(RedisValue)"id", (RedisValue)"pk", (RedisValue)"rev"])).ToArray();
+            batch.Execute();
+            foreach (var fields in await Run(_ => Task.WhenAll(reads), ct))
+            {
+                if (fields[0].IsNull || !fields[2].IsNull)
+                {
+                    // Gone, or revoked (kept a while for the listing, but it works under no pepper).
+                    continue;
+                }
+
+                if (fields[1].IsNull)
+                {
+                    unmarked++;
+                }
+                else if (fields[1] == hasher.PepperId)
+                {
+                    current++;
+                }
+                else
+                {
+                    other++;
+                }
+            }
+        }
+
+        return new PepperStatus(hasher.PepperId, current, other, unmarked);
     }
 
     /// <summary>
@@ -838,6 +890,25 @@ public sealed partial class AppPasswordService(
     private static string NormalizeOwner(string user) =>
         Username.TryNormalize(user, out var owner) ? owner
         : throw new AppPasswordException(Username.InvisibleCharacterProblem(user) ?? "The username is empty, too long or contains control characters.");
+
+    /// <summary>
+    /// Runs a script on one credential, named by the hash its id had in the user's index. During a
+    /// pepper rotation a login can re-key that credential (a new hash, the index changed with it)
+    /// between the index read and the script, which then finds nothing ("missing", or 0): the index
+    /// is read again and the script run once more under the new name. Returns the hash the script
+    /// ran on and its result as text.
+    /// </summary>
+    private async Task<(string Hash, string? Result)> OnCredentialAsync(
+        string owner, string id, string hash, Func<string, Func<IDatabase, Task<RedisResult>>> script, CancellationToken ct)
+    {
+        var result = (string?)await Run(script(hash), ct);
+        if (result is "missing" or "0" && await HashOf(owner, id, ct) is { } moved && moved != hash)
+        {
+            return (moved, (string?)await Run(script(moved), ct));
+        }
+
+        return (hash, result);
+    }
 
     private async Task<string?> HashOf(string owner, string id, CancellationToken ct)
     {

@@ -3,16 +3,58 @@ using Microsoft.Extensions.Options;
 
 namespace Broker.Core.Secrets;
 
-/// <summary>The loaded pepper. Resolved once at start-up; a problem is a start-up failure that names the setting.</summary>
+/// <summary>
+/// The loaded pepper, and the other one while a rotation is under way. Resolved once at
+/// start-up; a problem is a start-up failure that names the setting.
+/// </summary>
 public sealed class Pepper
 {
-    private readonly byte[] _key;
+    private static readonly byte[] IdLabel = "broker-pepper-id-v1"u8.ToArray();
 
-    public Pepper(byte[] key) => _key = key;
+    private readonly byte[] _key;
+    private readonly byte[]? _other;
+
+    public Pepper(byte[] key, byte[]? other = null)
+    {
+        _key = key;
+        _other = other;
+        Id = IdOf(key);
+    }
 
     internal ReadOnlySpan<byte> Key => _key;
 
+    /// <summary>The other pepper of a rotation: app passwords hashed with it still work, and move to <see cref="Key"/> at their next login.</summary>
+    internal byte[]? Other => _other;
+
+    /// <summary>
+    /// A name for this pepper that reveals nothing about it (a keyed hash of a fixed label), stored
+    /// with each app password so that the store can count those not yet under the current pepper.
+    /// </summary>
+    public string Id { get; }
+
+    internal static string IdOf(ReadOnlySpan<byte> key) => Convert.ToHexStringLower(HMACSHA256.HashData(key, IdLabel))[..16];
+
     public static Pepper Load(PepperOptions options)
+    {
+        var key = LoadCurrent(options);
+        if (string.IsNullOrWhiteSpace(options.RotationValue) && string.IsNullOrWhiteSpace(options.RotationFile))
+        {
+            return new Pepper(key);
+        }
+
+        var other = !string.IsNullOrWhiteSpace(options.RotationValue)
+            ? Decode(options.RotationValue, $"{PepperOptions.SectionName}:RotationValue", options.MinimumBytes)
+            : Decode(ReadFile(options.RotationFile!, "RotationFile"), $"{PepperOptions.SectionName}:RotationFile ({options.RotationFile})", options.MinimumBytes);
+        if (CryptographicOperations.FixedTimeEquals(key, other))
+        {
+            throw new OptionsValidationException(PepperOptions.SectionName, typeof(PepperOptions),
+                [$"{PepperOptions.SectionName}:RotationFile (or RotationValue) holds the same pepper as {PepperOptions.SectionName}:File (or Value); during a rotation one is the old pepper and the other the new one."]);
+        }
+
+        return new Pepper(key, other);
+    }
+
+    private static byte[] LoadCurrent(PepperOptions options)
     {
         string? encoded;
         string source;
@@ -23,13 +65,7 @@ public sealed class Pepper
         }
         else if (!string.IsNullOrWhiteSpace(options.File))
         {
-            if (!System.IO.File.Exists(options.File))
-            {
-                throw new OptionsValidationException(PepperOptions.SectionName, typeof(PepperOptions),
-                    [$"{PepperOptions.SectionName}:File points to '{options.File}', which does not exist."]);
-            }
-
-            encoded = System.IO.File.ReadAllText(options.File);
+            encoded = ReadFile(options.File, "File");
             source = $"{PepperOptions.SectionName}:File ({options.File})";
         }
         else if (!string.IsNullOrWhiteSpace(options.GenerateFile))
@@ -40,9 +76,25 @@ public sealed class Pepper
         else
         {
             throw new OptionsValidationException(PepperOptions.SectionName, typeof(PepperOptions),
-                [$"No pepper configured. Set {PepperOptions.SectionName}:File (recommended) or {PepperOptions.SectionName}:Value to base64 of at least {options.MinimumBytes} random bytes, e.g. `openssl rand -base64 32`. It must be the same on every Broker instance and must never change, or every app password stops working."]);
+                [$"No pepper configured. Set {PepperOptions.SectionName}:File (recommended) or {PepperOptions.SectionName}:Value to base64 of at least {options.MinimumBytes} random bytes, e.g. `openssl rand -base64 32`. It must be the same on every Broker instance; to change it, see Broker:Pepper:RotationFile."]);
         }
 
+        return Decode(encoded, source, options.MinimumBytes);
+    }
+
+    private static string ReadFile(string path, string setting)
+    {
+        if (!System.IO.File.Exists(path))
+        {
+            throw new OptionsValidationException(PepperOptions.SectionName, typeof(PepperOptions),
+                [$"{PepperOptions.SectionName}:{setting} points to '{path}', which does not exist."]);
+        }
+
+        return System.IO.File.ReadAllText(path);
+    }
+
+    private static byte[] Decode(string encoded, string source, int minimumBytes)
+    {
         byte[] key;
         try
         {
@@ -54,13 +106,13 @@ public sealed class Pepper
                 [$"The pepper from {source} is not valid base64."]);
         }
 
-        if (key.Length < options.MinimumBytes)
+        if (key.Length < minimumBytes)
         {
             throw new OptionsValidationException(PepperOptions.SectionName, typeof(PepperOptions),
-                [$"The pepper from {source} has {key.Length} bytes; at least {options.MinimumBytes} are required."]);
+                [$"The pepper from {source} has {key.Length} bytes; at least {minimumBytes} are required."]);
         }
 
-        return new Pepper(key);
+        return key;
     }
 
     private static string LoadOrGenerate(string path, int bytes)

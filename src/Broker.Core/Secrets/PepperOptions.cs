@@ -23,6 +23,16 @@ public sealed class PepperOptions
     /// </summary>
     public string? GenerateFile { get; set; }
 
+    /// <summary>
+    /// The other pepper during a rotation (base64): app passwords hashed with it keep working, and
+    /// each is re-keyed under the current pepper at its next successful login. Remove it once
+    /// <c>broker pepper status</c> counts none left under it. Prefer <see cref="RotationFile"/>.
+    /// </summary>
+    public string? RotationValue { get; set; }
+
+    /// <summary>Path of a file holding the other pepper of a rotation (see <see cref="RotationValue"/>).</summary>
+    public string? RotationFile { get; set; }
+
     [Range(32, 1024)]
     public int MinimumBytes { get; set; } = 32;
 }

@@ -33,6 +33,7 @@ internal static partial class CliCommands
           broker user new-network-approval U on|off|default
           broker user create U | user create-admin U   portal account + one-time enrollment link
           broker user enrollment-link U                 new enrollment link (forgotten password)
+          broker pepper status                          app passwords by the pepper they are keyed under (rotation)
         flags take their value after a space or after = (--name="Work: laptop"); each at most once;
         a value that starts with -- only after =. Settings are always --Section:Key=value.
         lifetimes: 90m, 12h, 30d or a TimeSpan (1.00:00:00); a bare number has no unit and is refused.
@@ -66,6 +67,7 @@ internal static partial class CliCommands
         ["user create"] = new(["USER"], [], (s, _, p, ct) => UserCreate(s, p[0], false, ct)),
         ["user create-admin"] = new(["USER"], [], (s, _, p, ct) => UserCreate(s, p[0], true, ct)),
         ["user enrollment-link"] = new(["USER"], [], (s, _, p, ct) => EnrollmentLink(s, p[0], ct)),
+        ["pepper status"] = new([], [], (s, _, _, ct) => PepperStatus(s, ct)),
     };
 
     /// <summary>How long the CLI waits to connect to the store unless <c>Redis:Configuration</c> says (the server's lower bound).</summary>
@@ -326,6 +328,23 @@ internal static partial class CliCommands
             throw new StoreNotConnectedException($"no connection within {waited / 1000.0:0.#} s{(string.IsNullOrWhiteSpace(config["Redis:Configuration"]) ? string.Empty : " (connectTimeout in Redis:Configuration)")}");
         }));
         return services.BuildServiceProvider();
+    }
+
+    private static async Task<int> PepperStatus(IServiceProvider sp, CancellationToken ct)
+    {
+        var status = await sp.GetRequiredService<AppPasswordService>().PepperStatusAsync(ct);
+        var rotating = sp.GetRequiredService<AppPasswordHasher>().Rotating;
+        Console.WriteLine($"current pepper {status.PepperId}: {status.Current} app password(s)");
+        Console.WriteLine($"under another pepper: {status.Other} (re-keyed under the current one at their next login)");
+        Console.WriteLine($"issued before pepper ids were stored and not used since: {status.Unmarked}");
+        if (rotating)
+        {
+            Console.WriteLine(status.Other + status.Unmarked == 0
+                ? "nothing is left under the other pepper: Broker:Pepper:RotationFile (or RotationValue) can be removed."
+                : "removing Broker:Pepper:RotationFile (or RotationValue) now stops those not under the current pepper from working.");
+        }
+
+        return 0;
     }
 
     private static async Task<int> ApiKeyCreate(IServiceProvider sp, string name, CancellationToken ct)

@@ -49,4 +49,16 @@ public sealed class AppPasswordHasherTests
         Assert.False(AppPasswordHasher.FixedTimeEquals("00ff", "00fe"));
         Assert.False(AppPasswordHasher.FixedTimeEquals("00ff", "00ff00"));
     }
+
+    [Fact]
+    public void HashUnderOther_IsTheOtherPeppersHash_OnlyDuringARotation()
+    {
+        var rotating = new AppPasswordHasher(new Pepper([.. Enumerable.Range(1, 32).Select(i => (byte)i)], [.. Enumerable.Range(0, 32).Select(i => (byte)i)]));
+
+        Assert.Equal(new AppPasswordHasher(PepperA).Hash("alice", "abcd"), rotating.HashUnderOther("alice", "abcd"));
+        Assert.Equal(new AppPasswordHasher(PepperB).Hash("alice", "abcd"), rotating.Hash("alice", "abcd"));
+        Assert.True(rotating.Rotating);
+        Assert.Null(new AppPasswordHasher(PepperA).HashUnderOther("alice", "abcd"));
+        Assert.Equal(PepperB.Id, rotating.PepperId);
+    }
 }

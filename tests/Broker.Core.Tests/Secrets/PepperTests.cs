@@ -46,5 +46,33 @@ public sealed class PepperTests : IDisposable
         Assert.Equal(48, Pepper.Load(new PepperOptions { File = path }).Key.Length);
     }
 
+    [Fact]
+    public void Load_Rotation_KeepsBothAndRefusesTheSamePepperTwiceOrABadOne()
+    {
+        string a = Convert.ToBase64String(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray()), b = Convert.ToBase64String(new byte[32]);
+        var path = Path.Combine(_dir, "old.key");
+        File.WriteAllText(path, a + "\n");
+
+        var pepper = Pepper.Load(new PepperOptions { Value = b, RotationFile = path });
+
+        Assert.Equal(Convert.FromBase64String(a), pepper.Other);
+        Assert.Null(Pepper.Load(new PepperOptions { Value = b }).Other);
+        Assert.Contains("same pepper", Assert.Throws<OptionsValidationException>(() => Pepper.Load(new PepperOptions { Value = a, RotationValue = a })).Message, StringComparison.Ordinal);
+        Assert.Contains("RotationValue is not valid base64", Assert.Throws<OptionsValidationException>(() => Pepper.Load(new PepperOptions { Value = a, RotationValue = "nope!" })).Message, StringComparison.Ordinal);
+        Assert.Contains("RotationFile points to", Assert.Throws<OptionsValidationException>(() => Pepper.Load(new PepperOptions { Value = a, RotationFile = Path.Combine(_dir, "missing") })).Message, StringComparison.Ordinal);
+        Assert.Contains("at least 32", Assert.Throws<OptionsValidationException>(() => Pepper.Load(new PepperOptions { Value = a, RotationValue = Convert.ToBase64String(new byte[16]) })).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Id_IsStablePerPepper_AndNotThePepper()
+    {
+        var key = Enumerable.Range(0, 32).Select(i => (byte)i).ToArray();
+
+        Assert.Equal(new Pepper(key).Id, new Pepper([.. key]).Id);
+        Assert.NotEqual(new Pepper(key).Id, new Pepper(new byte[32]).Id);
+        Assert.Matches("^[0-9a-f]{16}$", new Pepper(key).Id);
+        Assert.DoesNotContain(Convert.ToHexStringLower(key)[..16], new Pepper(key).Id, StringComparison.Ordinal);
+    }
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }

@@ -86,6 +86,30 @@ public sealed class Dovecot24Tests(Dovecot24Lab lab)
     [Theory]
     [InlineData("lua")]
     [InlineData("oauth2")]
+    public async Task Login_RedisDownBehindBroker_TemporaryFailureNeverSuccess(string passdb)
+    {
+        var user = $"v24-redis-down-{passdb}@example.com";
+        var secret = await lab.IssueAsync(user);
+        var server = Server(passdb);
+
+        await lab.WithRedisDownAsync(async () =>
+        {
+            Assert.StartsWith("NO [UNAVAILABLE]", await DovecotLuaPassdbTests.LoginAsync(server.ImapPort, "login", user, secret), StringComparison.Ordinal);
+            Assert.StartsWith("NO [UNAVAILABLE]", await DovecotLuaPassdbTests.LoginAsync(server.ImapPort, "plain", user, secret), StringComparison.Ordinal);
+        });
+
+        // Both refusals are Broker's own "temporary failure" (503, inside the passdbs' timeouts: see
+        // Dovecot24Lab.BrokerStoreTimeout), neither Dovecot giving up on a silent Broker nor a deny.
+        var answer = passdb == "lua" ? "broker: HTTP status 503" : "Password grant failed: 503 Service Unavailable";
+        var authLines = server.Log.Split('\n').Where(l => l.Contains("auth", StringComparison.Ordinal) && l.Contains(user, StringComparison.Ordinal)).ToList();
+        Assert.True(authLines.Count(l => l.Contains(answer, StringComparison.Ordinal)) == 2, $"expected two \"{answer}\" lines. Dovecot's auth lines:\n" + string.Join('\n', authLines));
+        // Back up: the same app password works again (the outage decided nothing).
+        Assert.StartsWith("OK", await DovecotLuaPassdbTests.LoginAsync(server.ImapPort, "login", user, secret), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("lua")]
+    [InlineData("oauth2")]
     public async Task Login_BrokerHangs_TemporaryFailureWithinTimeout(string passdb)
     {
         var server = passdb == "lua" ? lab.LuaBrokerHung : lab.OAuth2BrokerHung;

@@ -5,24 +5,27 @@ using MimeKit;
 namespace Broker.MailServers.Tests;
 
 /// <summary>
-/// Dovecot 2.4's own submission service (dovecot-submissiond) with the shipped infra/dovecot-2.4/ Lua
-/// drop-in: what <see cref="DovecotSubmissionTests"/> proves for 2.3. Accepted mail goes to a real
-/// Postfix relay (submission_relay_host), which delivers it back into the same Dovecot over LMTP,
-/// where the test reads it with POP3.
+/// Dovecot 2.4's own submission service (dovecot-submissiond) with each of the shipped
+/// infra/dovecot-2.4/ passdbs, the Lua drop-in and the oauth2 alternative: what
+/// <see cref="DovecotSubmissionTests"/> proves for 2.3. Accepted mail goes to a real Postfix relay
+/// (submission_relay_host), which delivers it over LMTP into the lab's Lua Dovecot, where the test
+/// reads it with POP3.
 /// </summary>
 [Collection(Dovecot24ProtocolsLabDefinition.Name)]
 public sealed class Dovecot24SubmissionTests(Dovecot24ProtocolsLab lab)
 {
     [Theory]
-    [InlineData("PLAIN")]
-    [InlineData("LOGIN")]
-    public async Task Send_WithSubmissionAppPassword_AcceptedAndDelivered(string mechanism)
+    [InlineData("lua", "PLAIN")]
+    [InlineData("lua", "LOGIN")]
+    [InlineData("oauth2", "PLAIN")]
+    [InlineData("oauth2", "LOGIN")]
+    public async Task Send_WithSubmissionAppPassword_AcceptedAndDelivered(string passdb, string mechanism)
     {
-        var user = $"v24-dsub-{mechanism.ToLowerInvariant()}@{MailProtocolsLab.Domain}";
+        var user = $"v24-dsub-{passdb}-{mechanism.ToLowerInvariant()}@{MailProtocolsLab.Domain}";
         var issued = await lab.AppPasswords.IssueAsync(user, "phone", ["submission"], null);
-        var subject = $"through Dovecot 2.4 submission ({mechanism})";
+        var subject = $"through Dovecot 2.4 submission ({passdb}, {mechanism})";
 
-        using var client = await DovecotSubmissionTests.ConnectAsync(lab.SubmissionPort);
+        using var client = await DovecotSubmissionTests.ConnectAsync(lab.Passdb(passdb).SubmissionPort);
         SaslMechanism sasl = mechanism == "PLAIN" ? new SaslMechanismPlain(user, issued.Secret) : new SaslMechanismLogin(user, issued.Secret);
         await client.AuthenticateAsync(sasl);
         var message = new MimeMessage();
@@ -41,29 +44,36 @@ public sealed class Dovecot24SubmissionTests(Dovecot24ProtocolsLab lab)
         Assert.Equal(subject, await MailboxWaits.FirstSubjectAsync(lab.Pop3Port, user, await lab.IssueAsync(user, "pop3"), () => lab.Logs));
     }
 
-    [Fact]
-    public async Task Auth_WithSubmissionAppPassword_235()
+    [Theory]
+    [InlineData("lua")]
+    [InlineData("oauth2")]
+    public async Task Auth_WithSubmissionAppPassword_235(string passdb)
     {
-        var secret = await lab.IssueAsync("v24-dsub-235@example.com", "submission");
-        await using var plain = await RawSmtp.ConnectAsync(lab.SubmissionPort);
-        await using var login = await RawSmtp.ConnectAsync(lab.SubmissionPort);
+        var user = $"v24-dsub-235-{passdb}@example.com";
+        var secret = await lab.IssueAsync(user, "submission");
+        await using var plain = await RawSmtp.ConnectAsync(lab.Passdb(passdb).SubmissionPort);
+        await using var login = await RawSmtp.ConnectAsync(lab.Passdb(passdb).SubmissionPort);
 
-        Assert.Equal("235 2.7.0 Logged in.", await plain.AuthPlainAsync("v24-dsub-235@example.com", secret));
-        Assert.Equal("235 2.7.0 Logged in.", await login.AuthLoginAsync("v24-dsub-235@example.com", secret));
+        Assert.Equal("235 2.7.0 Logged in.", await plain.AuthPlainAsync(user, secret));
+        Assert.Equal("235 2.7.0 Logged in.", await login.AuthLoginAsync(user, secret));
     }
 
     [Theory]
-    [InlineData("PLAIN")]
-    [InlineData("LOGIN")]
-    public async Task Auth_WrongPasswordOrImapOnlyAppPassword_535(string mechanism)
+    [InlineData("lua", "PLAIN")]
+    [InlineData("lua", "LOGIN")]
+    [InlineData("oauth2", "PLAIN")]
+    [InlineData("oauth2", "LOGIN")]
+    public async Task Auth_WrongPasswordOrImapOnlyAppPassword_535(string passdb, string mechanism)
     {
-        var secret = await lab.IssueAsync("v24-dsub-wrong@example.com", "submission");
-        var imapOnly = await lab.IssueAsync("v24-dsub-imaponly@example.com", "imap,pop3");
-        await using var smtp = await RawSmtp.ConnectAsync(lab.SubmissionPort);
+        var user = $"v24-dsub-wrong-{passdb}-{mechanism.ToLowerInvariant()}@example.com";
+        var imapOnlyUser = $"v24-dsub-imaponly-{passdb}-{mechanism.ToLowerInvariant()}@example.com";
+        var secret = await lab.IssueAsync(user, "submission");
+        var imapOnly = await lab.IssueAsync(imapOnlyUser, "imap,pop3");
+        await using var smtp = await RawSmtp.ConnectAsync(lab.Passdb(passdb).SubmissionPort);
 
-        var wrong = await AuthAsync(smtp, mechanism, "v24-dsub-wrong@example.com", MailProtocolsLab.Mistyped(secret));
-        var account = await AuthAsync(smtp, mechanism, "v24-dsub-wrong@example.com", "Correct-Horse-Battery-Staple-1");
-        var noScope = await AuthAsync(smtp, mechanism, "v24-dsub-imaponly@example.com", imapOnly);
+        var wrong = await AuthAsync(smtp, mechanism, user, MailProtocolsLab.Mistyped(secret));
+        var account = await AuthAsync(smtp, mechanism, user, "Correct-Horse-Battery-Staple-1");
+        var noScope = await AuthAsync(smtp, mechanism, imapOnlyUser, imapOnly);
 
         Assert.Equal("535 5.7.8 Authentication failed.", wrong);
         Assert.Equal("535 5.7.8 Authentication failed.", account);
@@ -81,18 +91,22 @@ public sealed class Dovecot24SubmissionTests(Dovecot24ProtocolsLab lab)
     }
 
     [Theory]
-    [InlineData("PLAIN")]
-    [InlineData("LOGIN")]
-    public async Task Auth_BrokerDown_454TemporaryFailure(string mechanism)
+    [InlineData("lua", "PLAIN")]
+    [InlineData("lua", "LOGIN")]
+    [InlineData("oauth2", "PLAIN")]
+    [InlineData("oauth2", "LOGIN")]
+    public async Task Auth_BrokerDown_454TemporaryFailure(string passdb, string mechanism)
     {
-        var user = $"v24-dsub-down-{mechanism.ToLowerInvariant()}@example.com";
+        var user = $"v24-dsub-down-{passdb}-{mechanism.ToLowerInvariant()}@example.com";
         var secret = await lab.IssueAsync(user, "submission");
-        await using var smtp = await RawSmtp.ConnectAsync(lab.BrokerDownSubmissionPort);
+        await using var smtp = await RawSmtp.ConnectAsync(lab.BrokerDown(passdb).SubmissionPort);
 
         var reply = await AuthAsync(smtp, mechanism, user, secret);
 
         // As 2.3: Dovecot appends "[host:time]" so the admin can find the log line.
         Assert.StartsWith("454 4.7.0 Temporary authentication failure.", reply, StringComparison.Ordinal);
+        // And the mail is not taken without the login.
+        Assert.StartsWith("530 ", await smtp.CommandAsync($"MAIL FROM:<{user}>"), StringComparison.Ordinal);
     }
 
     private static Task<string> AuthAsync(RawSmtp smtp, string mechanism, string user, string password) =>

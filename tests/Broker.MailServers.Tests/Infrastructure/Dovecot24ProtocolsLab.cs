@@ -11,11 +11,14 @@ namespace Broker.MailServers.Tests.Infrastructure;
 /// socket (infra/postfix/dovecot-10-postfix-auth.conf unchanged but for the path); a Postfix relay
 /// that the submission service hands mail to (delivering <see cref="MailProtocolsLab.Domain"/> back
 /// into that Dovecot over LMTP); the host's Postfix (Debian 12's 3.7) with the shipped submission
-/// files, authenticating through that socket; and a second Dovecot with POP3 and submission pointed
-/// at an address where no Broker listens.
+/// files, authenticating through that socket; a second Dovecot with POP3 and submission through the
+/// shipped oauth2 drop-in (relaying to the same Postfix, so its mail lands in the first one); and
+/// one Dovecot per passdb with POP3 and submission pointed at an address where no Broker listens.
 /// </summary>
 public sealed class Dovecot24ProtocolsLab : IAsyncLifetime
 {
+    private readonly System.Collections.Concurrent.ConcurrentBag<DovecotServer> _others = [];
+
     public DovecotRoot Root { get; private set; } = null!;
 
     public BrokerUnderTest Broker { get; private set; } = null!;
@@ -27,12 +30,17 @@ public sealed class Dovecot24ProtocolsLab : IAsyncLifetime
 
     public int SubmissionPort { get; private set; }
 
+    /// <summary><see cref="Dovecot"/>'s POP3 and submission listeners.</summary>
+    public Pop3AndSubmission Lua { get; private set; } = null!;
+
+    /// <summary>infra/dovecot-2.4's oauth2 drop-in; protocols imap, pop3, submission.</summary>
+    public Pop3AndSubmission OAuth2 { get; private set; } = null!;
+
     /// <summary>Lua passdb pointed at a port where nothing listens; protocols imap, pop3, submission.</summary>
-    public DovecotServer BrokerDown { get; private set; } = null!;
+    public Pop3AndSubmission LuaBrokerDown { get; private set; } = null!;
 
-    public int BrokerDownPop3Port { get; private set; }
-
-    public int BrokerDownSubmissionPort { get; private set; }
+    /// <summary>oauth2 passdb pointed at a port where nothing listens; protocols imap, pop3, submission.</summary>
+    public Pop3AndSubmission OAuth2BrokerDown { get; private set; } = null!;
 
     /// <summary>Where the submission service relays (submission_relay_host/port).</summary>
     public RelayPostfixServer Relay { get; private set; } = null!;
@@ -69,20 +77,37 @@ public sealed class Dovecot24ProtocolsLab : IAsyncLifetime
         }
 
         await Postfix.StartAsync();
+        Lua = new Pop3AndSubmission(Dovecot, Pop3Port, SubmissionPort);
 
-        BrokerDownPop3Port = FreePort.Get();
-        BrokerDownSubmissionPort = FreePort.Get();
-        var downDir = Root.TempDirectory("dovecot24-protocols-down");
-        BrokerDown = await DovecotServer.StartAsync(
-            "24-protocols-down",
-            ShippedPassdbs.Lua(downDir, $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}", Root),
-            extraMain: Protocols(BrokerDownPop3Port, BrokerDownSubmissionPort, lmtpPort: null),
-            dir: downDir,
-            root: Root);
-        foreach (var port in new[] { BrokerDownPop3Port, BrokerDownSubmissionPort })
+        var nobody = $"http://127.0.0.1:{FreePort.Get().ToString(CultureInfo.InvariantCulture)}";
+        // Independent of each other: started together, the lab is ready a few seconds sooner.
+        var others = await Task.WhenAll(
+            StartPop3AndSubmissionAsync("oauth2", dir => ShippedPassdbs.OAuth2(dir, Broker.GatewayUrl, Root)),
+            StartPop3AndSubmissionAsync("lua-down", dir => ShippedPassdbs.Lua(dir, nobody, Root)),
+            StartPop3AndSubmissionAsync("oauth2-down", dir => ShippedPassdbs.OAuth2(dir, nobody, Root)));
+        (OAuth2, LuaBrokerDown, OAuth2BrokerDown) = (others[0], others[1], others[2]);
+    }
+
+    /// <summary>The Dovecot with this passdb ("lua" or "oauth2") in front of the lab's Broker.</summary>
+    public Pop3AndSubmission Passdb(string passdb) => passdb == "lua" ? Lua : OAuth2;
+
+    /// <summary>The Dovecot with this passdb ("lua" or "oauth2") pointed at an address where no Broker listens.</summary>
+    public Pop3AndSubmission BrokerDown(string passdb) => passdb == "lua" ? LuaBrokerDown : OAuth2BrokerDown;
+
+    /// <summary>A Dovecot with POP3 and submission (relaying to <see cref="Relay"/>) and the passdb drop-ins <paramref name="passdb"/> renders into its directory.</summary>
+    private async Task<Pop3AndSubmission> StartPop3AndSubmissionAsync(string name, Func<string, (string, string)[]> passdb)
+    {
+        var pop3Port = FreePort.Get();
+        var submissionPort = FreePort.Get();
+        var dir = Root.TempDirectory("dovecot24-protocols-" + name);
+        var server = await DovecotServer.StartAsync("24-protocols-" + name, passdb(dir), extraMain: Protocols(pop3Port, submissionPort, lmtpPort: null), dir: dir, root: Root);
+        _others.Add(server);
+        foreach (var port in new[] { pop3Port, submissionPort })
         {
             await FreePort.WaitListeningAsync(port, TimeSpan.FromSeconds(15));
         }
+
+        return new Pop3AndSubmission(server, pop3Port, submissionPort);
     }
 
     /// <summary>The admin's own protocol settings, in 2.4 syntax (a listener's address is "listen").</summary>
@@ -133,12 +158,13 @@ public sealed class Dovecot24ProtocolsLab : IAsyncLifetime
     public Task WithRedisDownAsync(Func<Task> whileDown) => Broker.WithRedisDownAsync(whileDown);
 
     /// <summary>Everything the servers logged, for assertion messages.</summary>
-    public string Logs => $"Dovecot 2.4:\n{Dovecot?.Log}\nRelay Postfix:\n{Relay?.Log}\nSASL Postfix:\n{Postfix?.Log}";
+    public string Logs => $"Dovecot 2.4:\n{Dovecot?.Log}\nDovecot 2.4 (oauth2):\n{OAuth2?.Dovecot.Log}\nRelay Postfix:\n{Relay?.Log}\nSASL Postfix:\n{Postfix?.Log}";
 
     public async Task DisposeAsync()
     {
         // Postfix before the Dovecot whose socket it uses; the queue directories go with their servers.
-        foreach (var d in new IAsyncDisposable?[] { Postfix, Dovecot, BrokerDown, Relay, Broker })
+        IAsyncDisposable?[] all = [Postfix, Dovecot, .. _others, Relay, Broker];
+        foreach (var d in all)
         {
             if (d is not null)
             {
@@ -153,3 +179,6 @@ public sealed class Dovecot24ProtocolsLabDefinition : ICollectionFixture<Dovecot
 {
     public const string Name = "dovecot 2.4 protocols lab";
 }
+
+/// <summary>One Dovecot 2.4 of <see cref="Dovecot24ProtocolsLab"/> and its POP3 and submission ports.</summary>
+public sealed record Pop3AndSubmission(DovecotServer Dovecot, int Pop3Port, int SubmissionPort);

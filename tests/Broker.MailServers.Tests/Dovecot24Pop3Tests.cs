@@ -100,4 +100,23 @@ public sealed class Dovecot24Pop3Tests(Dovecot24ProtocolsLab lab)
         Assert.Contains(passdb == "lua" ? "broker: HTTP status 9003" : "Password grant failed: connect(", down.Dovecot.Log, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("lua")]
+    [InlineData("oauth2")]
+    public async Task Pop3Login_BrokerCannotDecide_TemporaryFailureNeverSuccess(string passdb)
+    {
+        var user = $"v24-pop3-redis-down-{passdb}@example.com";
+        var secret = await lab.IssueAsync(user, "pop3");
+        var server = lab.Passdb(passdb);
+
+        await lab.WithRedisDownAsync(async () =>
+        {
+            await using var pop3 = await RawPop3.ConnectAsync(server.Pop3Port);
+
+            Assert.StartsWith("-ERR [SYS/TEMP] Temporary authentication failure.", await pop3.UserPassAsync(user, secret), StringComparison.Ordinal);
+        });
+
+        // Broker's own 503 (see Dovecot24Lab.BrokerStoreTimeout), not a deny and not Dovecot giving up.
+        Assert.Contains(Dovecot24Lab.BrokerUndecidedLogLine(passdb), Dovecot24Lab.AuthLogLines(server.Dovecot, user), StringComparison.Ordinal);
+    }
 }

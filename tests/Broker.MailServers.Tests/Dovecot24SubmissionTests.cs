@@ -109,6 +109,26 @@ public sealed class Dovecot24SubmissionTests(Dovecot24ProtocolsLab lab)
         Assert.StartsWith("530 ", await smtp.CommandAsync($"MAIL FROM:<{user}>"), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("lua")]
+    [InlineData("oauth2")]
+    public async Task Auth_BrokerCannotDecide_454TemporaryFailure(string passdb)
+    {
+        var user = $"v24-dsub-redis-down-{passdb}@example.com";
+        var secret = await lab.IssueAsync(user, "submission");
+        var server = lab.Passdb(passdb);
+
+        await lab.WithRedisDownAsync(async () =>
+        {
+            await using var smtp = await RawSmtp.ConnectAsync(server.SubmissionPort);
+
+            Assert.StartsWith("454 4.7.0 Temporary authentication failure.", await smtp.AuthPlainAsync(user, secret), StringComparison.Ordinal);
+        });
+
+        // Broker's own 503 (see Dovecot24Lab.BrokerStoreTimeout), not a deny and not Dovecot giving up.
+        Assert.Contains(Dovecot24Lab.BrokerUndecidedLogLine(passdb), Dovecot24Lab.AuthLogLines(server.Dovecot, user), StringComparison.Ordinal);
+    }
+
     private static Task<string> AuthAsync(RawSmtp smtp, string mechanism, string user, string password) =>
         mechanism == "PLAIN" ? smtp.AuthPlainAsync(user, password) : smtp.AuthLoginAsync(user, password);
 }

@@ -141,6 +141,14 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
     public async Task<string> IssueAsync(string user, string scopes = "imap,submission") =>
         (await AppPasswords.IssueAsync(user, "test device", scopes.Split(','), null)).Secret;
 
+    /// <summary>What a 2.4 Dovecot with this passdb logs when Broker answers "temporary failure" (503).</summary>
+    public static string BrokerUndecidedLogLine(string passdb) =>
+        passdb == "lua" ? "broker: HTTP status 503" : "Password grant failed: 503 Service Unavailable";
+
+    /// <summary>The auth process's lines about <paramref name="user"/>, one per line.</summary>
+    public static string AuthLogLines(DovecotServer dovecot, string user) =>
+        string.Join('\n', dovecot.Log.Split('\n').Where(l => l.Contains("auth", StringComparison.Ordinal) && l.Contains(user, StringComparison.Ordinal)));
+
     /// <inheritdoc cref="BrokerUnderTest.WithRedisDownAsync"/>
     public Task WithRedisDownAsync(Func<Task> whileDown) => Broker.WithRedisDownAsync(whileDown);
 

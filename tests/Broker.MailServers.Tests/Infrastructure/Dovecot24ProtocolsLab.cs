@@ -57,7 +57,8 @@ public sealed class Dovecot24ProtocolsLab : IAsyncLifetime
         // The shipped socket drop-in says user = postfix: chrooted Dovecot looks that name up in the root.
         await Root.AddHostAccountAsync("postfix");
 
-        Broker = await BrokerUnderTest.StartAsync();
+        // As in Dovecot24Lab: with Redis down, Broker answers before either passdb gives up on it.
+        Broker = await BrokerUnderTest.StartAsync(new Dictionary<string, string?> { ["Redis:OperationTimeout"] = Dovecot24Lab.BrokerStoreTimeout });
         var lmtpPort = FreePort.Get();
         Relay = await RelayPostfixServer.StartAsync(MailProtocolsLab.Domain, lmtpPort);
 

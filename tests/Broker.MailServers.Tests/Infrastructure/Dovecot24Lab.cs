@@ -15,14 +15,6 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
 {
     public const int PolicyThreshold = 3;
 
-    /// <summary>
-    /// Broker's Redis:OperationTimeout here. The tests' usual 5 s is longer than broker.lua's 2.5 s and
-    /// the oauth2 file's 3 s, so with Redis down Dovecot would give up first and the tests would see
-    /// Dovecot's own timeout, not Broker's answer. Production's 500 ms is well inside both; 1.5 s still
-    /// is, and leaves a busy test machine room.
-    /// </summary>
-    public const string BrokerStoreTimeout = "00:00:01.500";
-
     private readonly string _doveadmKey = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
     private readonly List<DovecotServer> _servers = [];
@@ -77,7 +69,6 @@ public sealed class Dovecot24Lab : IAsyncLifetime, IDisposable
             ["Broker:Dovecot:Doveadm:ApiKey"] = _doveadmKey,
             ["Broker:Dovecot:Policy:FailureThreshold"] = PolicyThreshold.ToString(CultureInfo.InvariantCulture),
             ["Broker:Dovecot:Policy:Window"] = "00:10:00",
-            ["Redis:OperationTimeout"] = BrokerStoreTimeout,
         });
 
         var dir = Root.TempDirectory("dovecot24-lua");

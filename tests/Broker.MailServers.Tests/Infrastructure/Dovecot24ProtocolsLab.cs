@@ -57,8 +57,7 @@ public sealed class Dovecot24ProtocolsLab : IAsyncLifetime
         // The shipped socket drop-in says user = postfix: chrooted Dovecot looks that name up in the root.
         await Root.AddHostAccountAsync("postfix");
 
-        // As in Dovecot24Lab: with Redis down, Broker answers before either passdb gives up on it.
-        Broker = await BrokerUnderTest.StartAsync(new Dictionary<string, string?> { ["Redis:OperationTimeout"] = Dovecot24Lab.BrokerStoreTimeout });
+        Broker = await BrokerUnderTest.StartAsync();
         var lmtpPort = FreePort.Get();
         Relay = await RelayPostfixServer.StartAsync(MailProtocolsLab.Domain, lmtpPort);
 

@@ -20,6 +20,7 @@ have nginx || need+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_mail_module.so ] || need+=(libnginx-mod-mail)
 have chromium || need+=(chromium)
 have openssl || need+=(openssl)   # throwaway TLS certificate for the Postfix submission tests
+have systemd-analyze || need+=(systemd)   # offline checks of the unit files in infra/systemd (systemd need not run)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)   # private clusters for the portal's PostgreSQL tests
 
 if [ ${#need[@]} -gt 0 ]; then

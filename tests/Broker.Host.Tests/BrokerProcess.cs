@@ -55,6 +55,24 @@ internal sealed class BrokerProcess : IAsyncDisposable
         return new BrokerProcess(Process.Start(psi)!);
     }
 
+    /// <summary>An executable (the apphost, as a service unit starts it) with exactly this environment and working directory.</summary>
+    public static BrokerProcess StartExecutable(string path, IEnumerable<string> args, IReadOnlyDictionary<string, string> environment, string workingDirectory)
+    {
+        var psi = new ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workingDirectory };
+        foreach (var arg in args)
+        {
+            psi.ArgumentList.Add(arg);
+        }
+
+        psi.Environment.Clear();
+        foreach (var (name, value) in environment)
+        {
+            psi.Environment[name] = value;
+        }
+
+        return new BrokerProcess(Process.Start(psi)!);
+    }
+
     /// <summary>Runs a CLI command to completion and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
     {

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting.Systemd;
 using Broker.Core;
 using Broker.Gateway;
 using Broker.Host.Embedded;
@@ -155,6 +156,15 @@ internal static class BrokerHost
             ? $"credential store: embedded Garnet on {embedded.Endpoint}, data in {Path.GetFullPath(options.DataDirectory)}"
             : needsStore ? "credential store: external Redis (Redis:Configuration)" : "credential store: none (the gateway role needs none)");
 
+        // Under a Type=notify unit (infra/systemd) systemd counts the service as started only now that
+        // every role listens: a unit ordered after it (the gateway after the roles behind it) starts
+        // against roles that answer. Outside systemd (no NOTIFY_SOCKET) this does nothing.
+        var systemd = new SystemdNotifier();
+        if (systemd.IsEnabled)
+        {
+            systemd.Notify(ServiceState.Ready);
+        }
+
         // Each role's console lifetime hears SIGTERM; the first role told to stop (or Ctrl+C) stops them all.
         // A role may also stop by itself (a background service that failed stops its host): that is
         // a crash, and the exit code must say so, or a supervisor restarting on failure would not.
@@ -172,6 +182,11 @@ internal static class BrokerHost
             }
 
             stoppedBy = await stopping.Task;
+        }
+
+        if (systemd.IsEnabled)
+        {
+            systemd.Notify(ServiceState.Stopping);
         }
 
         // In the reverse of the start order, so the gateway first: it stops taking connections and

@@ -37,8 +37,8 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
 
         foreach (var unit in units.Where(u => u.EndsWith(".service", StringComparison.Ordinal)))
         {
-            // The sandboxing settings, scored by systemd (0 = fully confined, 10 = none): 1.8 and 2.0
-            // when written. A setting dropped or misspelt raises it.
+            // The sandboxing settings, scored by systemd 252 (0 = fully confined, 10 = none): 1.8, and
+            // 2.0 for the gateway with its capability, when written. A setting dropped or misspelt raises it.
             var security = await RunAsync(Tool.Find("systemd-analyze"), ["security", "--offline=true", $"--root={root.Path}", "--threshold=25", "--no-pager", unit]);
             Assert.True(security.ExitCode == 0, $"{unit}: exposure above 2.5\n{security.Output}");
             Assert.Contains($"Overall exposure level for {unit}:", security.Output, StringComparison.Ordinal);
@@ -91,6 +91,8 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         // What systemd sets besides the unit's settings; nothing is inherited from the test run.
         environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
         environment["HOME"] = state;
+        // Set by systemd when output goes to the journal (StandardOutput=journal, the default).
+        environment["JOURNAL_STREAM"] = "8:4242";
 
         await using var process = BrokerProcess.StartExecutable(Map(exec[0], paths), exec[1..], environment, Map(unit.Single("Service", "WorkingDirectory"), paths));
         var ready = await ReceiveAsync(notify, TimeSpan.FromSeconds(60), process);
@@ -104,6 +106,9 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         }
 
         Assert.Contains($"broker {role} listening on http://127.0.0.1:{port}", process.Output, StringComparison.Ordinal);
+        // Log entries in journald's form: one line, led by the syslog level, which becomes the priority.
+        Assert.Contains($"<6>Microsoft.Hosting.Lifetime[14] Now listening on: http://127.0.0.1:{port}", process.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("info: ", process.Output, StringComparison.Ordinal);
         Assert.Contains(role == "gateway" ? "credential store: none" : "credential store: external Redis", process.Output, StringComparison.Ordinal);
         if (role == "portal")
         {
@@ -112,6 +117,53 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         }
 
         // systemctl stop: SIGTERM, STOPPING=1, exit 0 (Restart=on-failure leaves it stopped).
+        await process.TerminateAsync();
+        Assert.Contains("STOPPING=1", await ReceiveAsync(notify, TimeSpan.FromSeconds(30), process), StringComparison.Ordinal);
+        Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    [Fact]
+    public async Task SingleHostUnit_RunsEveryRoleWithItsDataInTheStateDirectory_AndSignalsReady()
+    {
+        using var system = new TempDirectory();
+        var etcBroker = Directory.CreateDirectory(Path.Combine(system.Path, "etc-broker")).FullName;
+        var state = Directory.CreateDirectory(Path.Combine(system.Path, "var-lib-broker")).FullName;
+        int gateway = FreePort.Get(), validation = FreePort.Get(), portal = FreePort.Get(), garnet = FreePort.Get();
+        // Only the ports differ from the defaults, so that the test can run beside another broker.
+        await File.WriteAllTextAsync(Path.Combine(etcBroker, "broker.env"), $"""
+            Broker__EmbeddedRedisPort={garnet}
+            Broker__Urls__gateway=http://127.0.0.1:{gateway}
+            Broker__Urls__validation=http://127.0.0.1:{validation}
+            Broker__Urls__portal=http://127.0.0.1:{portal}
+
+            """);
+        var unit = SystemdUnit.Load(Path.Combine(Units, "broker.service"), instance: string.Empty);
+        Assert.Equal("notify", unit.Single("Service", "Type"));
+        var paths = new Dictionary<string, string> { ["/etc/broker/"] = etcBroker + "/", ["/var/lib/broker"] = state, ["/opt/broker/"] = AppContext.BaseDirectory };
+        var environment = unit.Environment(path => Map(path, paths));
+        // The unit's own Broker__DataDirectory names the state directory.
+        environment["Broker__DataDirectory"] = Map(environment["Broker__DataDirectory"], paths);
+        var socketPath = Path.Combine(system.Path, "notify");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
+        environment["NOTIFY_SOCKET"] = socketPath;
+        environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+        environment["HOME"] = state;
+
+        await using var process = BrokerProcess.StartExecutable(Map(unit.Single("Service", "ExecStart"), paths), [], environment, Map(unit.Single("Service", "WorkingDirectory"), paths));
+        Assert.Contains("READY=1", await ReceiveAsync(notify, TimeSpan.FromSeconds(90), process), StringComparison.Ordinal);
+
+        // Through the gateway: the portal's readiness, so every role is up.
+        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway}") };
+        using (var health = await client.GetAsync("/health/ready"))
+        {
+            Assert.True(health.StatusCode == HttpStatusCode.OK, process.Output);
+        }
+
+        Assert.Contains($"credential store: embedded Garnet on 127.0.0.1:{garnet}, data in {state}", process.Output, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(state, "pepper.key")), process.Output);
+        Assert.True(File.Exists(Path.Combine(state, "portal.db")), process.Output);
+
         await process.TerminateAsync();
         Assert.Contains("STOPPING=1", await ReceiveAsync(notify, TimeSpan.FromSeconds(30), process), StringComparison.Ordinal);
         Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(60)));
@@ -228,8 +280,8 @@ internal sealed class SystemdUnit
         var directory = Path.GetDirectoryName(templatePath)!;
         var template = Path.GetFileName(templatePath);
         unit.Read(templatePath, instance);
-        var instanceName = template.Replace("@.", $"@{instance}.", StringComparison.Ordinal);
-        foreach (var dropIns in new[] { Path.Combine(directory, template + ".d"), Path.Combine(directory, instanceName + ".d") }.Where(Directory.Exists))
+        var instanceName = template.Contains("@.", StringComparison.Ordinal) ? template.Replace("@.", $"@{instance}.", StringComparison.Ordinal) : template;
+        foreach (var dropIns in new[] { Path.Combine(directory, template + ".d"), Path.Combine(directory, instanceName + ".d") }.Distinct().Where(Directory.Exists))
         {
             foreach (var file in Directory.GetFiles(dropIns, "*.conf").Order(StringComparer.Ordinal))
             {

@@ -308,6 +308,15 @@ internal static class BrokerHost
         builder.Configuration.AddInMemoryCollection(overrides);
         builder.Configuration.AddInMemoryCollection([new("Broker:Role", role)]);
         StartFailureLogFilter.Install(builder.Services);
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM")))
+        {
+            // Output to the journal (systemd sets JOURNAL_STREAM then): one line per entry, led by its
+            // syslog level (<6>, <4>, <3>), which journald turns into the entry's priority. The default
+            // format's "warn:" on a line of its own reached the journal as two lines, both at info level,
+            // so journalctl -p warning found nothing.
+            builder.Logging.AddSystemdConsole();
+        }
+
         // The slim builder leaves out HTTPS configuration from Kestrel:Endpoints; TLS between Dovecot and Broker needs it.
         builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.UseUrls(options.Urls[role]);

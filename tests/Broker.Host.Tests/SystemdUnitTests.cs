@@ -17,7 +17,7 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
     private static readonly string Units = Path.Combine(RepoRoot(), "infra", "systemd");
 
     [Fact]
-    public async Task Units_PassSystemdVerify_AndItsOfflineSecurityReview()
+    public async Task UnitsAndAccount_PassSystemdsOfflineChecks()
     {
         // An installed system as the guide lays it out: the units in /etc/systemd/system, the
         // executable in /opt/broker, and the distribution's units (sysinit.target, …) they pull in.
@@ -34,6 +34,16 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         // verify exits 0 on an unknown key or a value it cannot parse too (it ignores them, as systemd
         // would at run time): anything it says is a mistake in the unit.
         Assert.True(verify.ExitCode == 0 && verify.Output.Length == 0, $"systemd-analyze verify: exit {verify.ExitCode}\n{verify.Output}");
+
+        // The account the units run as, made by systemd-sysusers from the shipped line, in the same root.
+        foreach (var file in new[] { "passwd", "group", "shadow", "gshadow" })
+        {
+            await File.WriteAllTextAsync(Path.Combine(root.Path, "etc", file), string.Empty);
+        }
+
+        var sysusers = await RunAsync(Tool.Find("systemd-sysusers"), [$"--root={root.Path}", Path.Combine(Units, "broker.sysusers")]);
+        Assert.True(sysusers.ExitCode == 0, sysusers.Output);
+        Assert.Matches("^broker:x:[0-9]+:[0-9]+:[^:]*:/var/lib/broker:/usr/sbin/nologin$", (await File.ReadAllTextAsync(Path.Combine(root.Path, "etc", "passwd"))).Trim());
 
         foreach (var unit in units.Where(u => u.EndsWith(".service", StringComparison.Ordinal)))
         {

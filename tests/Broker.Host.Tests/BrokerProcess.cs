@@ -52,9 +52,11 @@ internal sealed class BrokerProcess : IAsyncDisposable
         }
 
         psi.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        // A test run started by a systemd unit would pass its journal stream on, and broker would log in
-        // journald's form, which the tests' checks of log lines do not expect.
+        // A test run started by a systemd unit would pass its journal stream and notification socket on:
+        // broker would log in journald's form, which the tests' checks of log lines do not expect, and
+        // tell that unit's manager it is ready.
         psi.Environment.Remove("JOURNAL_STREAM");
+        psi.Environment.Remove("NOTIFY_SOCKET");
         return new BrokerProcess(Process.Start(psi)!);
     }
 

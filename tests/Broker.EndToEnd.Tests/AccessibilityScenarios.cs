@@ -158,6 +158,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await page.GotoAsync(Env.Origin + "/AppPasswords");
         await Expect(page.Locator("#app-passwords tbody tr")).ToHaveCountAsync(3);
         await audit.CheckAsync(page, "app passwords, several");
+        await audit.CheckFitsAsync(page, "app passwords, several", "#app-passwords");
         await audit.CheckPhoneAsync(page, "app passwords, several", "#app-passwords");
         await page.Locator("#app-passwords details summary").First.ClickAsync();
         await audit.CheckAsync(page, "app passwords, limits open");
@@ -432,6 +433,20 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
             }
 
             await page.SetViewportSizeAsync(Wide.Width, Wide.Height);
+        }
+
+        /// <summary>
+        /// At the desktop width, <paramref name="table"/> fits its box: a long address in a cell must
+        /// not push the last columns (the buttons) out of view.
+        /// </summary>
+        public async Task CheckFitsAsync(IPage page, string state, string table)
+        {
+            var widths = await page.Locator(table).EvaluateAsync<int[]>(
+                "t => { const b = t.closest('.table-wrap') ?? t; return [b.scrollWidth, b.clientWidth]; }");
+            if (widths[0] > widths[1])
+            {
+                Problems.Add($"{state} ({new Uri(page.Url).PathAndQuery}): at {Wide.Width}px {table}'s box scrolls sideways ({widths[0]}px of content in {widths[1]}px)");
+            }
         }
 
         /// <summary>

@@ -178,6 +178,8 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         // Administration.
         await page.GotoAsync(Env.Origin + "/Admin/Users");
         await audit.CheckAsync(page, "admin users");
+        await audit.CheckPhoneAsync(page, "admin users", "#users");
+        await audit.CheckPhoneAsync(page, "admin users, audit trail", "#audit");
         await page.Locator("#NewUsername").FillAsync("newcomer@example.org");
         await page.Locator("#create-user").ClickAsync();
         await Expect(page.Locator("#enrollment-link")).ToBeVisibleAsync();
@@ -188,6 +190,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await page.Locator("#create-api-key").ClickAsync();
         await Expect(page.Locator("#new-api-key")).ToBeVisibleAsync();
         await audit.CheckAsync(page, "admin API keys with a new key");
+        await audit.CheckPhoneAsync(page, "admin API keys with a new key", "#api-keys");
         await page.GotoAsync(Env.Origin + "/Admin/Policy");
         await audit.CheckAsync(page, "admin policy");
         await page.Locator("#MinimumLifetime").FillAsync("soon");
@@ -197,6 +200,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await page.GotoAsync(Env.Origin + "/Admin/Audit");
         await Expect(page.Locator("#audit-events")).ToContainTextAsync("newcomer@example.org");
         await audit.CheckAsync(page, "admin audit");
+        await audit.CheckPhoneAsync(page, "admin audit", "#audit-events");
 
         await page.Locator("#sign-out-form button").ClickAsync();
         await Expect(page.Locator("#signed-out")).ToBeVisibleAsync();

@@ -133,6 +133,7 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public async Task SingleHostUnit_RunsEveryRoleWithItsDataInTheStateDirectory_AndSignalsReady()
     {
         using var system = new TempDirectory();
@@ -157,6 +158,7 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         notify.Bind(new UnixDomainSocketEndPoint(socketPath));
         environment["NOTIFY_SOCKET"] = socketPath;
+        environment["JOURNAL_STREAM"] = "8:4242";
         environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
         environment["HOME"] = state;
 
@@ -173,6 +175,12 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         Assert.Contains($"credential store: embedded Garnet on 127.0.0.1:{garnet}, data in {state}", process.Output, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(state, "pepper.key")), process.Output);
         Assert.True(File.Exists(Path.Combine(state, "portal.db")), process.Output);
+        // The first-run caller key stays valid: it goes to an owner-only file, not into the journal.
+        var keyFile = Path.Combine(state, "first-run-caller-key");
+        Assert.Contains($"caller API key for local mail servers written to {keyFile}", process.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("bk_", process.Output, StringComparison.Ordinal);
+        Assert.StartsWith("bk_", await File.ReadAllTextAsync(keyFile), StringComparison.Ordinal);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
 
         await process.TerminateAsync();
         Assert.Contains("STOPPING=1", await ReceiveAsync(notify, TimeSpan.FromSeconds(30), process), StringComparison.Ordinal);

@@ -15,10 +15,13 @@ internal static class AppPasswordScripts
     //       14 new-network approval required by default ('1'), 15 every network containing the client (',a/n,…,'),
     //       16 the client's country ('' = unknown: matches no allowed country),
     //       17 '1' = the source network's throttle is not checked yet (see 'check' below),
-    //       18 the hash under the current pepper, 19 the current pepper's id.
+    //       18 the hash under the current pepper, 19 the current pepper's id,
+    //       20 the hash under the rotation's other pepper ('' = no rotation).
     // While a pepper rotation is under way, also KEYS 8 the credential under the rotation's other
     // pepper and 9 the user's id index: a credential found only there is re-keyed under the current
-    // pepper (renamed, with its TTL, and its index entry changed) at its next allowed login.
+    // pepper (renamed, with its TTL, and its index entry changed) at its next allowed login. It
+    // counts only if the index names it: Issue writes both at once, so one missing from the index
+    // was put into Redis by other means, and must not be carried over to the new pepper.
     // Returns {verdict, reason-or-id, id-or-new-network-flag, known-network-flag}; verdict 'pending' when
     // the credential is right but its use from this network awaits the owner's approval.
     // Allowed networks ('allow') and allowed countries ('ctry') are one limit: a login passes when
@@ -66,8 +69,8 @@ internal static class AppPasswordScripts
         local ck = KEYS[1]
         local c = redis.call('HMGET', ck, 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
         if not c[1] and KEYS[8] then
-          ck = KEYS[8]
-          c = redis.call('HMGET', ck, 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
+          local o = redis.call('HMGET', KEYS[8], 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
+          if o[1] and redis.call('HGET', KEYS[9], o[1]) == ARGV[20] then ck, c = KEYS[8], o end
         end
         if not c[1] then return fail('unknown') end
         local m = redis.call('HMGET', KEYS[2], 'nbf', 'disabled', 'approve')

@@ -403,7 +403,7 @@ public sealed partial class AppPasswordService(
             // that never reaches a credential.
             hash is null ? string.Empty : countries.CountryOf(context.RemoteIp) ?? string.Empty,
             t.Enabled && network is not null ? "1" : "0",
-            hash ?? string.Empty, hasher.PepperId,
+            hash ?? string.Empty, hasher.PepperId, otherHash ?? string.Empty,
         ];
         RedisResult[] parts;
         double networkFailures = 0;

@@ -160,6 +160,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await audit.CheckAsync(page, "app passwords, several");
         await audit.CheckFitsAsync(page, "app passwords, several", "#app-passwords");
         await audit.CheckPhoneAsync(page, "app passwords, several", "#app-passwords");
+        await audit.CheckOverflowsAsync(page, "app passwords, several", "#app-passwords", 660);
         await page.Locator("#app-passwords details summary").First.ClickAsync();
         await audit.CheckAsync(page, "app passwords, limits open");
         await audit.CheckPhoneAsync(page, "app passwords, limits open", "#app-passwords");
@@ -178,6 +179,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         // Administration.
         await page.GotoAsync(Env.Origin + "/Admin/Users");
         await audit.CheckAsync(page, "admin users");
+        await audit.CheckOverflowsAsync(page, "admin users", "#users", 660);
         await audit.CheckPhoneAsync(page, "admin users", "#users");
         await audit.CheckPhoneAsync(page, "admin users, audit trail", "#audit");
         await page.Locator("#NewUsername").FillAsync("newcomer@example.org");
@@ -201,6 +203,7 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await Expect(page.Locator("#audit-events")).ToContainTextAsync("newcomer@example.org");
         await audit.CheckAsync(page, "admin audit");
         await audit.CheckPhoneAsync(page, "admin audit", "#audit-events");
+        await audit.CheckOverflowsAsync(page, "admin audit", "#audit-events", 660);
 
         await page.Locator("#sign-out-form button").ClickAsync();
         await Expect(page.Locator("#signed-out")).ToBeVisibleAsync();
@@ -315,6 +318,11 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         await keys.TabToAsync("#done");
         await page.Keyboard.PressAsync("Enter");
         await EndToEndEnvironment.ArrivedAsync(page, "**/AppPasswords");
+        // At the desktop width the table fits, and on a phone it is cards: either way its box has
+        // nothing to scroll, so Tab goes from the menu to the first button without stopping on it.
+        await keys.TabToAsync("#app-passwords button.danger");
+        await page.SetViewportSizeAsync(320, 640);
+        await page.ReloadAsync();
         // The confirmation is the browser's own dialog; a keyboard user answers it with Enter.
         page.Dialog += (_, dialog) => dialog.AcceptAsync();
         await keys.TabToAsync("#app-passwords button.danger");
@@ -420,6 +428,38 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
             }
             """;
 
+        /// <summary>
+        /// The converse of the keyboard rule in <see cref="ReflowScript"/>: a table's box that has
+        /// nothing to scroll (the cards on a phone, a table that fits) is a Tab stop that does
+        /// nothing, one more key press for keyboard and switch users on every visit. Waits two
+        /// frames first: portal.js re-checks the boxes from a ResizeObserver, whose callbacks run
+        /// in the rendering step after a resize, not before the next evaluate.
+        /// </summary>
+        private const string TableBoxTabStopsScript = """
+            async () => {
+              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+              const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth;
+              return [...document.querySelectorAll('.table-wrap')].map(box => ({
+                table: box.querySelector('table')?.id ?? '',
+                scrolls: scrolls(box),
+                tabStop: box.tabIndex >= 0,
+                widths: `${box.scrollWidth}px of content in ${box.clientWidth}px`,
+              }));
+            }
+            """;
+
+        /// <summary>What <see cref="TableBoxTabStopsScript"/> returns; Playwright fills it through a parameterless constructor.</summary>
+        private sealed class TableBox
+        {
+            public string Table { get; set; } = string.Empty;
+
+            public bool Scrolls { get; set; }
+
+            public bool TabStop { get; set; }
+
+            public string Widths { get; set; } = string.Empty;
+        }
+
         public List<string> Problems { get; } = [];
 
         public int Checked { get; private set; }
@@ -429,12 +469,15 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
             Checked++;
             var where = $"{state} ({new Uri(page.Url).PathAndQuery})";
             await AxeAsync(page, where);
+            await CheckIdleTabStopsAsync(page, $"{where}: at {Wide.Width}px");
 
             await page.SetViewportSizeAsync(Narrow.Width, Narrow.Height);
             foreach (var problem in await page.EvaluateAsync<string[]>(ReflowScript))
             {
                 Problems.Add($"{where}: reflow at 320px: {problem}");
             }
+
+            await CheckIdleTabStopsAsync(page, $"{where}: at {Narrow.Width}px");
 
             await page.SetViewportSizeAsync(Wide.Width, Wide.Height);
         }
@@ -454,6 +497,55 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
         }
 
         /// <summary>
+        /// At <paramref name="width"/> (wider than the phone layout, narrower than <paramref name="table"/>)
+        /// the table scrolls inside its box, so the box must be a Tab stop (WCAG 2.1.1; axe
+        /// scrollable-region-focusable); still so after the window went to a phone's width, where
+        /// it is not one, and back. Axe runs at that width too.
+        /// </summary>
+        public async Task CheckOverflowsAsync(IPage page, string state, string table, int width)
+        {
+            Checked++;
+            var where = $"{state} ({new Uri(page.Url).PathAndQuery})";
+            await page.SetViewportSizeAsync(width, Narrow.Height);
+            await CheckTabStopAsync(page, where, table, $"at {width}px");
+            await page.SetViewportSizeAsync(Narrow.Width, Narrow.Height);
+            await CheckIdleTabStopsAsync(page, $"{where}: at {Narrow.Width}px");
+            await page.SetViewportSizeAsync(width, Narrow.Height);
+            await CheckTabStopAsync(page, where, table, $"at {width}px after {Narrow.Width}px");
+            await AxeAsync(page, $"{where} at {width}px");
+            await page.SetViewportSizeAsync(Wide.Width, Wide.Height);
+        }
+
+        private async Task CheckTabStopAsync(IPage page, string where, string table, string when)
+        {
+            var boxes = await CheckIdleTabStopsAsync(page, $"{where}: {when}");
+            var box = boxes.SingleOrDefault(b => "#" + b.Table == table);
+            if (box is null)
+            {
+                Problems.Add($"{where}: {when} {table} is not in a table box");
+            }
+            else if (!box.Scrolls)
+            {
+                Problems.Add($"{where}: {when} {table}'s box was meant to scroll sideways for this check, but it fits ({box.Widths})");
+            }
+            else if (!box.TabStop)
+            {
+                Problems.Add($"{where}: {when} {table}'s box scrolls sideways ({box.Widths}) but is not a Tab stop (tabindex=\"0\")");
+            }
+        }
+
+        private async Task<TableBox[]> CheckIdleTabStopsAsync(IPage page, string where)
+        {
+            var boxes = await page.EvaluateAsync<TableBox[]>(TableBoxTabStopsScript);
+            foreach (var box in boxes.Where(b => b.TabStop && !b.Scrolls))
+            {
+                Problems.Add($"{where}: the box of {box.Table} is a Tab stop with nothing to scroll ({box.Widths}); only a box that scrolls sideways needs tabindex=\"0\"");
+            }
+
+            return boxes;
+        }
+
+        /// <summary>
         /// The phone layout of <paramref name="table"/> at 320 and 390 pixels, axe at 320 (the cards
         /// are another rendering, with its own colours and structure), and the table's roles as
         /// Chromium itself exposes them to screen readers there.
@@ -469,6 +561,8 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
                 {
                     Problems.Add($"{where}: phone layout at {width}px: {problem}");
                 }
+
+                await CheckIdleTabStopsAsync(page, $"{where}: phone layout at {width}px");
             }
 
             await AxeAsync(page, $"{where} at {Narrow.Width}px");
@@ -574,12 +668,32 @@ public sealed class AccessibilityScenarios(AccessibilityPortal portal) : IClassF
             Assert.True(visible, $"no visible focus style on {await DescribeActiveAsync()} ({page.Url})");
         }
 
-        /// <summary>Tab (at most 60 times) until the focused element matches <paramref name="selector"/>.</summary>
+        /// <summary>
+        /// A table's box with nothing to scroll (the cards on a phone, a table that fits): stopping
+        /// there does nothing. After two frames, so that portal.js's ResizeObserver has had its turn.
+        /// </summary>
+        private const string IdleTableBoxScript = """
+            async () => {
+              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+              const el = document.activeElement;
+              return !!el?.matches('.table-wrap') && !(['auto', 'scroll'].includes(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth);
+            }
+            """;
+
+        /// <summary>
+        /// Tab (at most 60 times) until the focused element matches <paramref name="selector"/>;
+        /// no stop on the way may be a table's box with nothing to scroll.
+        /// </summary>
         public async Task TabToAsync(string selector)
         {
             for (var i = 0; i < 60; i++)
             {
                 await page.Keyboard.PressAsync("Tab");
+                if (await page.EvaluateAsync<bool>(IdleTableBoxScript))
+                {
+                    Assert.Fail($"Tab stopped on a table's box with nothing to scroll on the way to {selector} ({page.Url}, {page.ViewportSize?.Width}px): {await DescribeActiveAsync()}");
+                }
+
                 if (await page.EvaluateAsync<bool>("s => document.activeElement?.matches(s) ?? false", selector))
                 {
                     await AssertFocusVisibleAsync();

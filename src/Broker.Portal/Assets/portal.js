@@ -78,6 +78,27 @@
     });
   });
 
+  // A table's box has tabindex="0" in the markup so that, without this script, columns out of view
+  // can still be scrolled to with the keyboard (WCAG 2.1.1). With nothing to scroll (the cards on a
+  // phone, a table that fits) that is a Tab stop which does nothing, so the box leaves the Tab order
+  // until its table overflows again. -1 rather than no tabindex: a box that has the focus when the
+  // window widens keeps it. The named region stays: it is still a landmark to jump to.
+  var boxes = document.querySelectorAll('.table-wrap[tabindex]');
+  function fit(box) {
+    var scrolls = /^(auto|scroll)$/.test(getComputedStyle(box).overflowX) && box.scrollWidth > box.clientWidth;
+    box.tabIndex = scrolls ? 0 : -1;
+  }
+  if (boxes.length && window.ResizeObserver) {
+    // The box changes size with the window, its table also with what it shows (a limits form opened);
+    // the first callback comes right after observe, so no separate first pass.
+    var observer = new ResizeObserver(function () { boxes.forEach(fit); });
+    boxes.forEach(function (box) {
+      observer.observe(box);
+      var table = box.querySelector('table');
+      if (table) { observer.observe(table); }
+    });
+  }
+
   document.querySelectorAll('form[data-confirm]').forEach(function (form) {
     form.addEventListener('submit', function (event) {
       if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }

@@ -242,6 +242,46 @@ public sealed partial class EmbeddedHostTests
         Assert.Equal(HttpStatusCode.Forbidden, await ValidateAsync(layout, key, "erin", password));
     }
 
+    [Fact]
+    public async Task PepperRotation_EmbeddedDefault_OneStepAsTheAdminGuideSays()
+    {
+        using var layout = new EmbeddedLayout();
+        string key;
+        string password;
+        await using (var first = BrokerProcess.Start(layout.Args))
+        {
+            await first.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+            key = CallerKeyLine().Match(first.Output).Groups[1].Value;
+            var (_, issued) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "issue", "--user", "rita", "--name", "Phone", "--scopes", "imap"]);
+            password = PasswordLine().Match(issued).Groups[1].Value;
+            await first.StopAsync();
+        }
+
+        // Stop, move pepper.key to pepper.old, start with it as the rotation file: a new pepper is generated.
+        var pepper = Path.Combine(layout.DataDirectory, "pepper.key");
+        var old = Path.Combine(layout.DataDirectory, "pepper.old");
+        File.Move(pepper, old);
+        string[] rotating = [.. layout.Args, $"--Broker:Pepper:RotationFile={old}"];
+        await using var second = BrokerProcess.Start(rotating);
+        await second.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+        Assert.NotEqual(await File.ReadAllTextAsync(old), await File.ReadAllTextAsync(pepper));
+        var (_, before) = await BrokerProcess.RunAsync([.. rotating, "pepper", "status"]);
+        Assert.Contains("under another pepper: 1", before, StringComparison.Ordinal);
+
+        Assert.Equal(HttpStatusCode.OK, await ValidateAsync(layout, key, "rita", password));
+
+        var (code, after) = await BrokerProcess.RunAsync([.. rotating, "pepper", "status"]);
+        Assert.True(code == 0, after);
+        Assert.Contains(": 1 app password(s)", after, StringComparison.Ordinal);
+        Assert.Contains("can be removed", after, StringComparison.Ordinal);
+        await second.StopAsync();
+
+        // The rotation ended (setting removed): the moved app password works under the new pepper alone.
+        await using var third = BrokerProcess.Start(layout.Args);
+        await third.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+        Assert.Equal(HttpStatusCode.OK, await ValidateAsync(layout, key, "rita", password));
+    }
+
     private static async Task<HttpStatusCode> ValidateAsync(EmbeddedLayout layout, string key, string user, string password, string service = "imap")
     {
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{layout.GatewayPort}") };

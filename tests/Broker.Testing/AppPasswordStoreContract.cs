@@ -147,6 +147,34 @@ public abstract class AppPasswordStoreContract : AppPasswordStoreBase
     }
 
     [Fact]
+    public async Task PepperRotation_RevokeRacingTheLoginThatMovesTheAppPassword_StillRevokes()
+    {
+        // A revoke reads the id's hash from the index, then runs its script on that key; the login
+        // that moves the app password to the new pepper can fall in between. Raced many times.
+        var prefix = $"race-{Guid.NewGuid():N}"[..20];
+        string oldPepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)), newPepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        await using var before = await StartServicesAsync(s => (s["Redis:KeyPrefix"], s["Broker:Pepper:Value"], s["Broker:Throttling:Enabled"]) = (prefix, oldPepper, "false"));
+        await using var rotating = await StartServicesAsync(s => (s["Redis:KeyPrefix"], s["Broker:Pepper:Value"], s["Broker:Pepper:RotationValue"], s["Broker:Throttling:Enabled"]) = (prefix, newPepper, oldPepper, "false"));
+        AppPasswordService old = before.GetRequiredService<AppPasswordService>(), during = rotating.GetRequiredService<AppPasswordService>();
+        var users = Enumerable.Range(0, 60).Select(i => $"race{i}-{User}").ToArray();
+        var issued = await Task.WhenAll(users.Select(u => old.IssueAsync(u, "Phone", ["imap"], null)));
+
+        var revoked = await Task.WhenAll(users.Select(async (u, i) =>
+        {
+            var login = during.ValidateAsync(u, issued[i].Secret, Imap);
+            var revoke = during.RevokeAsync(u, issued[i].AppPassword.Id);
+            await login;
+            return await revoke;
+        }));
+
+        Assert.All(revoked, Assert.True);
+        foreach (var (u, i) in users.Select((u, i) => (u, i)))
+        {
+            Assert.Equal(DenyReason.Revoked, (await during.ValidateAsync(u, issued[i].Secret, Imap)).Reason);
+        }
+    }
+
+    [Fact]
     public async Task Issue_SetsExpiryAsTheKeysTtl()
     {
         var issued = await Store.IssueAsync(User, "Laptop", ["imap"], TimeSpan.FromDays(2));

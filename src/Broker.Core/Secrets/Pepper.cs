@@ -125,18 +125,7 @@ public sealed class Pepper
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var value = Convert.ToBase64String(RandomNumberGenerator.GetBytes(Math.Max(bytes, 32)));
         // Owner-only from the first byte written: the pepper is as sensitive as the credentials.
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(path, options))
-        using (var writer = new StreamWriter(stream))
-        {
-            writer.Write(value);
-        }
-
+        OwnerOnlyFile.Create(path, value);
         return value;
     }
 }

@@ -1,4 +1,5 @@
 using Broker.Core.Callers;
+using Broker.Core.Secrets;
 using StackExchange.Redis;
 
 namespace Broker.Host.Roles;
@@ -54,8 +55,10 @@ internal static class FirstRun
         {
             // Standard output is the journal here (a systemd unit): it keeps what it is given, and
             // the adm and systemd-journal groups read it. A key that stays valid does not go there.
-            var path = Path.Combine(dataDirectory, KeyFileName);
-            await WriteOwnerOnlyAsync(path, key + "\n", ct);
+            var path = Path.Combine(dataDirectory, "first-run-caller-key");
+            // Created afresh, so that the owner-only mode applies (a mode is set only on creation).
+            File.Delete(path);
+            OwnerOnlyFile.Create(path, key + "\n");
             Console.WriteLine($"first run: caller API key for local mail servers written to {path} (readable by this account only);");
             Console.WriteLine("            set it as BROKER_API_KEY in /etc/dovecot/broker.lua (docs/dovecot.md), then delete the file; `broker apikey create NAME` makes more.");
             return;
@@ -63,23 +66,5 @@ internal static class FirstRun
 
         Console.WriteLine($"first run: caller API key for local mail servers (shown once): {key}");
         Console.WriteLine("            set it as BROKER_API_KEY in /etc/dovecot/broker.lua (docs/dovecot.md); `broker apikey create NAME` makes more.");
-    }
-
-    /// <summary>Where the first-run caller key goes, in the data directory, when standard output is the journal.</summary>
-    public const string KeyFileName = "first-run-caller-key";
-
-    private static async Task WriteOwnerOnlyAsync(string path, string content, CancellationToken ct)
-    {
-        // Created afresh, so that the owner-only mode applies (a mode is set only on creation).
-        File.Delete(path);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        await using var stream = new FileStream(path, options);
-        await using var writer = new StreamWriter(stream);
-        await writer.WriteAsync(content.AsMemory(), ct);
     }
 }

@@ -36,6 +36,12 @@ public sealed record AppPassword
     /// <summary>Networks it was tried from that await the owner's approval.</summary>
     public IReadOnlyList<string> PendingNetworks { get; init; } = [];
 
+    /// <summary>
+    /// <see cref="Secrets.Pepper.Id"/> of the pepper it is keyed under; null when it was issued
+    /// before pepper ids were stored and has not been used since.
+    /// </summary>
+    public string? PepperId { get; init; }
+
     public bool IsActive(DateTimeOffset now) => Revoked is null && Expires > now;
 }
 

@@ -67,9 +67,9 @@ internal static class AppPasswordScripts
         end
         if ARGV[1] == '' then return fail('malformed') end
         local ck = KEYS[1]
-        local c = redis.call('HMGET', ck, 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
+        local c = redis.call('HMGET', ck, 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry', 'pk')
         if not c[1] and KEYS[8] then
-          local o = redis.call('HMGET', KEYS[8], 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry')
+          local o = redis.call('HMGET', KEYS[8], 'id', 'scopes', 'exp', 'rev', 'created', 'nets', 'allow', 'cls', 'ctry', 'pk')
           if o[1] and redis.call('HGET', KEYS[9], o[1]) == ARGV[20] then ck, c = KEYS[8], o end
         end
         if not c[1] then return fail('unknown') end
@@ -132,7 +132,13 @@ internal static class AppPasswordScripts
             if cls == '' then redis.call('HSET', KEYS[1], 'cls', lcl) elseif n + 1 < 10 then redis.call('HSET', KEYS[1], 'cls', cls .. sep .. lcl) end
           end
         end
-        redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', lcl, 'pk', ARGV[19])
+        -- The pepper id is written only when it changes (a moved credential, one from before pepper
+        -- ids were stored): rewriting it on every login would grow the AOF for nothing.
+        if c[10] == ARGV[19] then
+          redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', lcl)
+        else
+          redis.call('HSET', KEYS[1], 'lu', ARGV[2], 'lip', ARGV[3], 'lpr', ARGV[4], 'lcl', lcl, 'pk', ARGV[19])
+        end
         return {'allow', c[1], fresh, kf}
         """;
 

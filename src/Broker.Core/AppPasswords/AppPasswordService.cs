@@ -644,23 +644,14 @@ public sealed partial class AppPasswordService(
         long current = 0, other = 0, unmarked = 0;
         await foreach (var owner in OwnersAsync(ct))
         {
-            var entries = await Run(db => db.HashGetAllAsync(keys.CredentialIds(owner)), ct);
-            var batch = Db.CreateBatch();
-            var reads = entries.Select(e => batch.HashGetAsync(keys.Credential(owner, e.Value!), [(RedisValue)"id", (RedisValue)"pk", (RedisValue)"rev"])).ToArray();
-            batch.Execute();
-            foreach (var fields in await Run(_ => Task.WhenAll(reads), ct))
+            // Revoked ones are kept a while for the listing, but work under no pepper.
+            foreach (var ap in (await ReadIndexAsync(owner, ct)).Live.Where(a => a.Revoked is null))
             {
-                if (fields[0].IsNull || !fields[2].IsNull)
-                {
-                    // Gone, or revoked (kept a while for the listing, but it works under no pepper).
-                    continue;
-                }
-
-                if (fields[1].IsNull)
+                if (ap.PepperId is null)
                 {
                     unmarked++;
                 }
-                else if (fields[1] == hasher.PepperId)
+                else if (ap.PepperId == hasher.PepperId)
                 {
                     current++;
                 }
@@ -1008,6 +999,7 @@ public sealed partial class AppPasswordService(
             AllowedNetworks = f.GetValueOrDefault("allow").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             AllowedCountries = f.GetValueOrDefault("ctry").ToString().Split(',', StringSplitOptions.RemoveEmptyEntries),
             Clients = f.GetValueOrDefault("cls").ToString().Split('\x1e', StringSplitOptions.RemoveEmptyEntries),
+            PepperId = NullIfEmpty(f.GetValueOrDefault("pk")),
         };
     }
 

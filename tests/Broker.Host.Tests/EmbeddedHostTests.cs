@@ -146,10 +146,7 @@ public sealed partial class EmbeddedHostTests
         using var layout = new EmbeddedLayout();
         // As fast as the loops below can ask: not this test's business to meet the per-source rate limit.
         await using var broker = BrokerProcess.Start([.. layout.Args, "--Broker:Gateway:RateLimitPermits=1000000"]);
-        await broker.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
-        var key = CallerKeyLine().Match(broker.Output).Groups[1].Value;
-        var (_, issued) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "issue", "--user", "gus", "--name", "Phone", "--scopes", "imap"]);
-        var password = PasswordLine().Match(issued).Groups[1].Value;
+        var (key, password) = await FirstRunWithAppPasswordAsync(broker, layout, "gus");
         Assert.Equal(HttpStatusCode.OK, await ValidateAsync(layout, key, "gus", password));
 
         // Mail servers keep asking while systemd stops the service: each answer is a real one, or no connection at all.
@@ -228,10 +225,7 @@ public sealed partial class EmbeddedHostTests
         string password;
         await using (var first = BrokerProcess.Start(layout.Args))
         {
-            await first.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
-            key = CallerKeyLine().Match(first.Output).Groups[1].Value;
-            var (_, issued) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "issue", "--user", "erin", "--name", "Phone", "--scopes", "imap"]);
-            password = PasswordLine().Match(issued).Groups[1].Value;
+            (key, password) = await FirstRunWithAppPasswordAsync(first, layout, "erin");
             var (revokeCode, revoked) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "revoke-all", "--user", "erin"]);
             Assert.True(revokeCode == 0, revoked);
             await first.CrashAsync();
@@ -250,10 +244,7 @@ public sealed partial class EmbeddedHostTests
         string password;
         await using (var first = BrokerProcess.Start(layout.Args))
         {
-            await first.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
-            key = CallerKeyLine().Match(first.Output).Groups[1].Value;
-            var (_, issued) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "issue", "--user", "rita", "--name", "Phone", "--scopes", "imap"]);
-            password = PasswordLine().Match(issued).Groups[1].Value;
+            (key, password) = await FirstRunWithAppPasswordAsync(first, layout, "rita");
             await first.StopAsync();
         }
 
@@ -280,6 +271,19 @@ public sealed partial class EmbeddedHostTests
         await using var third = BrokerProcess.Start(layout.Args);
         await third.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
         Assert.Equal(HttpStatusCode.OK, await ValidateAsync(layout, key, "rita", password));
+    }
+
+    /// <summary>
+    /// Waits until a broker started on a fresh data directory is up, reads the caller key its first
+    /// run printed, and issues an IMAP app password for <paramref name="user"/> with the command line.
+    /// </summary>
+    private static async Task<(string Key, string Password)> FirstRunWithAppPasswordAsync(BrokerProcess broker, EmbeddedLayout layout, string user)
+    {
+        await broker.WaitForOutputAsync("credential store: embedded Garnet", TimeSpan.FromSeconds(60));
+        var key = CallerKeyLine().Match(broker.Output).Groups[1].Value;
+        var (code, issued) = await BrokerProcess.RunAsync([.. layout.Args, "app-password", "issue", "--user", user, "--name", "Phone", "--scopes", "imap"]);
+        Assert.True(code == 0, issued);
+        return (key, PasswordLine().Match(issued).Groups[1].Value);
     }
 
     private static async Task<HttpStatusCode> ValidateAsync(EmbeddedLayout layout, string key, string user, string password, string service = "imap")

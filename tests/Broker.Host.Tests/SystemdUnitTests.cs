@@ -93,16 +93,7 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         var exec = unit.Single("Service", "ExecStart").Split(' ', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal("/opt/broker/broker", exec[0]);
 
-        // systemd's notification socket: READY=1 and STOPPING=1 come here.
-        var socketPath = Path.Combine(system.Path, "notify");
-        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
-        environment["NOTIFY_SOCKET"] = socketPath;
-        // What systemd sets besides the unit's settings; nothing is inherited from the test run.
-        environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
-        environment["HOME"] = state;
-        // Set by systemd when output goes to the journal (StandardOutput=journal, the default).
-        environment["JOURNAL_STREAM"] = "8:4242";
+        using var notify = AsSystemdWould(environment, system.Path, home: state);
 
         await using var process = BrokerProcess.StartExecutable(Map(exec[0], paths), exec[1..], environment, Map(unit.Single("Service", "WorkingDirectory"), paths));
         var ready = await ReceiveAsync(notify, TimeSpan.FromSeconds(60), process);
@@ -126,10 +117,7 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
             Assert.True(File.Exists(Path.Combine(state, "data", "portal.db")), process.Output);
         }
 
-        // systemctl stop: SIGTERM, STOPPING=1, exit 0 (Restart=on-failure leaves it stopped).
-        await process.TerminateAsync();
-        Assert.Contains("STOPPING=1", await ReceiveAsync(notify, TimeSpan.FromSeconds(30), process), StringComparison.Ordinal);
-        Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        await StopAsSystemctlWouldAsync(process, notify);
     }
 
     [Fact]
@@ -154,13 +142,7 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         var environment = unit.Environment(path => Map(path, paths));
         // The unit's own Broker__DataDirectory names the state directory.
         environment["Broker__DataDirectory"] = Map(environment["Broker__DataDirectory"], paths);
-        var socketPath = Path.Combine(system.Path, "notify");
-        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
-        environment["NOTIFY_SOCKET"] = socketPath;
-        environment["JOURNAL_STREAM"] = "8:4242";
-        environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
-        environment["HOME"] = state;
+        using var notify = AsSystemdWould(environment, system.Path, home: state);
 
         await using var process = BrokerProcess.StartExecutable(Map(unit.Single("Service", "ExecStart"), paths), [], environment, Map(unit.Single("Service", "WorkingDirectory"), paths));
         Assert.Contains("READY=1", await ReceiveAsync(notify, TimeSpan.FromSeconds(90), process), StringComparison.Ordinal);
@@ -182,9 +164,7 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         Assert.StartsWith("bk_", await File.ReadAllTextAsync(keyFile), StringComparison.Ordinal);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
 
-        await process.TerminateAsync();
-        Assert.Contains("STOPPING=1", await ReceiveAsync(notify, TimeSpan.FromSeconds(30), process), StringComparison.Ordinal);
-        Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        await StopAsSystemctlWouldAsync(process, notify);
     }
 
     [Fact]
@@ -216,6 +196,32 @@ public sealed class SystemdUnitTests(RedisFixture redis) : IClassFixture<RedisFi
         }
 
         throw new InvalidOperationException($"the unit names {path}, which the test does not map");
+    }
+
+    /// <summary>
+    /// What systemd adds to a service's environment besides the unit's settings (nothing is
+    /// inherited from the test run): its notification socket, bound here in <paramref name="directory"/>
+    /// (READY=1 and STOPPING=1 come to it), PATH, HOME, and JOURNAL_STREAM, set when output goes to
+    /// the journal (StandardOutput=journal, the default).
+    /// </summary>
+    private static Socket AsSystemdWould(Dictionary<string, string> environment, string directory, string home)
+    {
+        var socketPath = Path.Combine(directory, "notify");
+        var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
+        environment["NOTIFY_SOCKET"] = socketPath;
+        environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+        environment["HOME"] = home;
+        environment["JOURNAL_STREAM"] = "8:4242";
+        return notify;
+    }
+
+    /// <summary>systemctl stop: SIGTERM, then STOPPING=1 and exit 0 (which Restart=on-failure leaves stopped).</summary>
+    private static async Task StopAsSystemctlWouldAsync(BrokerProcess process, Socket notify)
+    {
+        await process.TerminateAsync();
+        Assert.Contains("STOPPING=1", await ReceiveAsync(notify, TimeSpan.FromSeconds(30), process), StringComparison.Ordinal);
+        Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(60)));
     }
 
     private static async Task<string> ReceiveAsync(Socket socket, TimeSpan timeout, BrokerProcess process)
